@@ -1,0 +1,627 @@
+"""The IoU family of box-regression losses: ``pred`` and ``target`` are boxes (..., 4) in
+``box_format`` 'xyxy' (default), 'xywh' or 'cxcywh', and ``reduction='none'`` returns (...,).
+
+A ``weight`` of the boxes' shape (..., 4), which mmdet's heads pass, is averaged over its last
+dim, as mmdet's losses do. Half precision is computed in float32 and returned in the input
+dtype.
+
+Every loss is the shared geometry of :class:`mmdet_losses.boxes.BoxPair` (intersection,
+union, enclosing box, ``rho^2``, ``c^2``) plus its own penalty, each a few lines below. Every
+value and gradient is finite for any input boxes: zero-area, inverted, identical, nested,
+far apart, huge or tiny. IoU (mode 'linear'), GIoU, DIoU and CIoU run a fused kernel
+(:func:`mmdet_losses.ops.iou_kernels.fused_iou_loss`) where one applies and otherwise
+:func:`_plain_iou_family_loss`, the reference it is tested against; the exact maths, and where
+eps enters, is in the docstring of :mod:`mmdet_losses.boxes`.
+"""
+from typing import Callable, Optional, Sequence, Tuple, Union
+
+import torch
+import torch.distributed as dist
+from torch import Tensor
+
+from ..boxes import BOX_FORMATS, BoxPair, check_boxes, box_convert
+from ..reduction import weight_reduce_loss
+from ..validation import (check_choice, check_number, check_same_shape, check_tensor,
+                          compute_dtype)
+from .regression import safe_sqrt
+
+# Returns None where no kernel applies (not built, not on the CPU, ...): the plain path runs.
+from ..ops.iou_kernels import fused_iou_loss
+
+__all__ = ['iou_loss', 'giou_loss', 'diou_loss', 'ciou_loss', 'eiou_loss', 'siou_loss',
+           'wiou_loss', 'alpha_iou_loss', 'mpdiou_loss', 'inner_iou_loss', 'focaler_iou_loss',
+           'shape_iou_loss', 'nwd_loss']
+
+IOU_LOSS_MODES = ('linear', 'square', 'log')
+FUSED_MODES = ('iou', 'giou', 'diou', 'ciou')
+WIOU_VERSIONS = ('v1', 'v2', 'v3')
+ALPHA_IOU_BASES = ('iou', 'giou', 'diou', 'ciou')
+#: Bases of InnerIoULoss and FocalerIoULoss.
+COMPOSITE_BASES = ('iou', 'giou', 'diou', 'ciou', 'siou', 'eiou')
+
+
+# ------------------------------------------------------------------------------ plumbing
+def _prepare(pred: Tensor, target: Tensor, box_format: str) -> Tuple[Tensor, Tensor]:
+    """Validate; return pred and target as (N, 4) xyxy in the compute dtype."""
+    check_choice('box_format', box_format, BOX_FORMATS)
+    check_tensor('pred', pred, floating=True)
+    check_boxes('pred', pred)
+    check_tensor('target', target)
+    check_same_shape('pred', pred, 'target', target)
+    # Upcast before converting (x + w / 2 of huge half-precision boxes overflows float16), and
+    # cast the target straight to the compute dtype: under AMP a float32 target stays exact.
+    dtype = compute_dtype(pred)
+    pred, target = pred.to(dtype), target.to(dtype)
+    pred = box_convert(pred.reshape(-1, 4), box_format, 'xyxy')
+    target = box_convert(target.reshape(-1, 4), box_format, 'xyxy')
+    return pred, target
+
+
+def _box_weight(weight: Optional[Tensor], pred: Tensor) -> Optional[Tensor]:
+    """A weight of the boxes' shape (..., 4) is averaged to (...,), as mmdet's heads expect;
+    anything else must broadcast to the loss shape (...,)."""
+    if weight is None:
+        return None
+    check_tensor('weight', weight)
+    if weight.shape == pred.shape:
+        weight = weight.mean(-1)
+    try:
+        ok = torch.broadcast_shapes(weight.shape, pred.shape[:-1]) == pred.shape[:-1]
+    except RuntimeError:
+        ok = False
+    if not ok:
+        raise ValueError(f'weight must have the boxes\' shape {tuple(pred.shape)} or broadcast '
+                         f'to the loss shape {tuple(pred.shape[:-1])}, got {tuple(weight.shape)}')
+    return weight
+
+
+def _finish(loss: Tensor, pred: Tensor, weight, reduction, avg_factor) -> Tensor:
+    loss = loss.reshape(pred.shape[:-1])
+    return weight_reduce_loss(loss, _box_weight(weight, pred), reduction,
+                              avg_factor).to(pred.dtype)
+
+
+def _box_loss(element: Callable[[BoxPair], Tensor], pred, target, weight, reduction,
+              avg_factor, box_format) -> Tensor:
+    """Reduce ``element(BoxPair(pred, target))``, the per-box loss of a variant."""
+    a, b = _prepare(pred, target, box_format)
+    return _finish(element(BoxPair(a, b)), pred, weight, reduction, avg_factor)
+
+
+def _check_eps(eps) -> float:
+    return check_number('eps', eps, low=0.0, low_open=True)
+
+
+def _check_gate(iou_gate) -> Optional[float]:
+    return None if iou_gate is None else check_number('iou_gate', iou_gate, low=0.0, high=1.0)
+
+
+def _safe_pow(x: Tensor, power: float) -> Tensor:
+    """``x ** power`` for x > 0 and 0 elsewhere, with a zero (not infinite) gradient at 0."""
+    positive = x > 0
+    return torch.where(positive, torch.where(positive, x, torch.ones_like(x)).pow(power),
+                       torch.zeros_like(x))
+
+
+# -------------------------------------------------------- IoU, GIoU, DIoU, CIoU (fused)
+def _plain_iou_family_loss(pred: Tensor, target: Tensor, mode: str, eps: float,
+                           iou_gate: Optional[float] = None) -> Tensor:
+    """The pure-PyTorch loss (N,) of (N, 4) xyxy boxes for mode 'iou' (``1 - max(IoU, eps)``),
+    'iou_square' (``1 - max(IoU, eps)^2``), 'iou_log' (``-log max(IoU, eps)``), 'giou', 'diou'
+    or 'ciou': the reference every fused kernel is tested against."""
+    pair = BoxPair(pred, target)
+    if mode.startswith('iou'):
+        iou = pair.iou_clamped(eps).clamp(min=eps)
+        return {'iou': lambda: 1 - iou, 'iou_square': lambda: 1 - iou.square(),
+                'iou_log': lambda: -iou.log()}[mode]()
+    if mode == 'giou':
+        return 1 - pair.giou(eps)
+    if mode == 'diou':
+        return 1 - pair.diou(eps)
+    return 1 - pair.ciou(eps, iou_gate)
+
+
+def _fused_family(mode: str, pred, target, weight, reduction, avg_factor, box_format,
+                  eps: float, iou_gate: Optional[float] = None) -> Tensor:
+    a, b = _prepare(pred, target, box_format)
+    a, b = a.contiguous(), b.contiguous()
+    loss = fused_iou_loss(a, b, mode, eps, iou_gate)
+    if loss is None:
+        loss = _plain_iou_family_loss(a, b, mode, eps, iou_gate)
+    return _finish(loss, pred, weight, reduction, avg_factor)
+
+
+def iou_loss(pred: Tensor, target: Tensor, weight: Optional[Tensor] = None,
+             reduction: str = 'mean', avg_factor=None, box_format: str = 'xyxy',
+             mode: str = 'log', eps: float = 1e-6) -> Tensor:
+    """IoU loss, with ``IoU = inter / max(union, eps)`` clamped at ``eps`` (as mmdet):
+    ``mode='linear'``: ``1 - IoU``, ``'square'``: ``1 - IoU^2``, ``'log'``: ``-log IoU``.
+
+    Args:
+        pred, target: boxes (..., 4) in ``box_format``.
+        mode: 'linear', 'square' or 'log' (mmdet's default).
+        eps: floor of the union and of the IoU.
+
+    Returns:
+        (...,) with ``reduction='none'``, else a scalar.
+
+    Reference: Yu et al., "UnitBox: An Advanced Object Detection Network", ACM MM 2016.
+
+    Example:
+        >>> pred = torch.tensor([[0.0, 0.0, 2.0, 2.0]])
+        >>> target = torch.tensor([[1.0, 0.0, 3.0, 2.0]])
+        >>> iou_loss(pred, target, mode='linear')
+        tensor(0.6667)
+        >>> iou_loss(pred, target)  # -log(1/3)
+        tensor(1.0986)
+    """
+    check_choice('mode', mode, IOU_LOSS_MODES)
+    eps = _check_eps(eps)
+    fused_mode = {'linear': 'iou', 'square': 'iou_square', 'log': 'iou_log'}[mode]
+    return _fused_family(fused_mode, pred, target, weight, reduction, avg_factor, box_format, eps)
+
+
+def giou_loss(pred: Tensor, target: Tensor, weight: Optional[Tensor] = None,
+              reduction: str = 'mean', avg_factor=None, box_format: str = 'xyxy',
+              eps: float = 1e-7) -> Tensor:
+    """Generalized IoU loss, ``1 - IoU + (C - U) / C`` with ``C`` the area of the smallest
+    enclosing box and ``U`` the union (each at least eps, as mmdet's ``bbox_overlaps``).
+
+    Reference: Rezatofighi et al., "Generalized Intersection over Union: A Metric and A Loss
+    for Bounding Box Regression", CVPR 2019.
+
+    Example:
+        >>> pred = torch.tensor([[0.0, 0.0, 1.0, 1.0]])
+        >>> target = torch.tensor([[1.0, 1.0, 2.0, 2.0]])
+        >>> giou_loss(pred, target)  # touching corners: IoU 0, C = 4, U = 2
+        tensor(1.5000)
+    """
+    return _fused_family('giou', pred, target, weight, reduction, avg_factor, box_format,
+                         _check_eps(eps))
+
+
+def diou_loss(pred: Tensor, target: Tensor, weight: Optional[Tensor] = None,
+              reduction: str = 'mean', avg_factor=None, box_format: str = 'xyxy',
+              eps: float = 1e-7) -> Tensor:
+    """Distance IoU loss, ``1 - IoU + rho^2 / c^2``: ``rho`` the distance between the centres,
+    ``c`` the diagonal of the smallest enclosing box.
+
+    Reference: Zheng et al., "Distance-IoU Loss: Faster and Better Learning for Bounding Box
+    Regression", AAAI 2020.
+
+    Example:
+        >>> pred = torch.tensor([[0.0, 0.0, 1.0, 1.0]])
+        >>> target = torch.tensor([[1.0, 1.0, 2.0, 2.0]])
+        >>> diou_loss(pred, target)  # 1 - 0 + 2 / 8
+        tensor(1.2500)
+    """
+    return _fused_family('diou', pred, target, weight, reduction, avg_factor, box_format,
+                         _check_eps(eps))
+
+
+def ciou_loss(pred: Tensor, target: Tensor, weight: Optional[Tensor] = None,
+              reduction: str = 'mean', avg_factor=None, box_format: str = 'xyxy',
+              iou_gate: Optional[float] = 0.5, eps: float = 1e-7) -> Tensor:
+    """Complete IoU loss, ``1 - IoU + rho^2 / c^2 + alpha v`` with the aspect-ratio term
+    ``v = 4 / pi^2 (atan(w_gt / h_gt) - atan(w / h))^2`` and ``alpha = v / (1 - IoU + v)``,
+    which carries no gradient.
+
+    Args:
+        iou_gate: ``alpha = 0`` where ``IoU <= iou_gate`` (0.5: the CIoU authors' code and
+            mmdet); None: no gate (torchvision, ultralytics).
+
+    Reference: Zheng et al., "Enhancing Geometric Factors in Model Learning and Inference
+    for Object Detection and Instance Segmentation", IEEE T-CYB 2021.
+
+    Example:
+        >>> pred = torch.tensor([[0.0, 0.0, 2.0, 2.0]])
+        >>> target = torch.tensor([[0.0, 0.0, 2.0, 3.0]])
+        >>> ciou_loss(pred, target, reduction='none')
+        tensor([0.3533])
+        >>> ciou_loss(pred, target, reduction='none', iou_gate=0.8)  # gated: 1/3 + 0.25/13
+        tensor([0.3526])
+    """
+    return _fused_family('ciou', pred, target, weight, reduction, avg_factor, box_format,
+                         _check_eps(eps), _check_gate(iou_gate))
+
+
+# ---------------------------------------------------------------- the other variants
+def _eiou(pair: BoxPair, eps: float, gamma: float = 0.0) -> Tensor:
+    """DIoU + squared width and height differences over the enclosing box's, times IoU^gamma."""
+    # each ratio <= 1 for well-formed boxes; the bound only acts on inverted ones
+    loss = (1 - pair.diou(eps)
+            + ((pair.wa - pair.wb).square() / pair.enclose_w.square().clamp(min=eps)).clamp(max=1)
+            + ((pair.ha - pair.hb).square() / pair.enclose_h.square().clamp(min=eps)).clamp(max=1))
+    if gamma > 0:  # Focal-EIoU: a per-box weight, hence detached (and finite at IoU = 0)
+        loss = loss * pair.iou(eps).detach().pow(gamma)
+    return loss
+
+
+def _siou(pair: BoxPair, eps: float, theta: float = 4.0) -> Tensor:
+    """1 - IoU + (distance cost + shape cost) / 2."""
+    # Angle cost 1 - 2 sin^2(arcsin(sin a) - pi/4) = sin 2a = 2 |dx| |dy| / rho^2: the same
+    # for the angle to either axis, so no branch (eps^2 floor: only where the centres meet).
+    angle = 2 * pair.dx.abs() * pair.dy.abs() / pair.rho2.clamp(min=eps * eps)
+    gamma = 2 - angle
+    distance = (2 - torch.exp(-gamma * pair.dx.square() / pair.enclose_w.square().clamp(min=eps))
+                - torch.exp(-gamma * pair.dy.square() / pair.enclose_h.square().clamp(min=eps)))
+    return 1 - pair.iou(eps) + (distance + _shape_cost(pair, eps, theta)) / 2
+
+
+def _shape_cost(pair: BoxPair, eps: float, theta: float, weight_w=1.0, weight_h=1.0) -> Tensor:
+    """SIoU's (and Shape-IoU's) ``sum_t (1 - exp(-omega_t))^theta`` with
+    ``omega_w = weight_w |w - w_gt| / max(w, w_gt)`` and likewise for h."""
+    omega_w = weight_w * (pair.wa - pair.wb).abs() / torch.maximum(pair.wa, pair.wb).clamp(min=eps)
+    omega_h = weight_h * (pair.ha - pair.hb).abs() / torch.maximum(pair.ha, pair.hb).clamp(min=eps)
+    return (1 - torch.exp(-omega_w)).pow(theta) + (1 - torch.exp(-omega_h)).pow(theta)
+
+
+def _ciou_no_gate(pair: BoxPair, eps: float) -> Tensor:
+    return 1 - pair.ciou(eps, None)
+
+
+#: L_base of InnerIoULoss and FocalerIoULoss (CIoU without the gate, as the papers' code).
+_BASE_LOSSES = {
+    'iou': lambda pair, eps: 1 - pair.iou(eps),
+    'giou': lambda pair, eps: 1 - pair.giou(eps),
+    'diou': lambda pair, eps: 1 - pair.diou(eps),
+    'ciou': _ciou_no_gate,
+    'siou': _siou,
+    'eiou': _eiou,
+}
+
+
+def eiou_loss(pred: Tensor, target: Tensor, weight: Optional[Tensor] = None,
+              reduction: str = 'mean', avg_factor=None, box_format: str = 'xyxy',
+              gamma: float = 0.0, eps: float = 1e-7) -> Tensor:
+    """Efficient IoU loss, ``1 - IoU + rho^2 / c^2 + (w - w_gt)^2 / C_w^2 + (h - h_gt)^2 / C_h^2``
+    with ``C_w``, ``C_h`` the enclosing box's width and height; ``gamma > 0`` gives Focal-EIoU,
+    ``IoU^gamma`` times it (the factor weights the boxes and carries no gradient).
+
+    This is Efficient-IoU (Zhang et al.), NOT mmdet's ``EIoULoss``, which is the unrelated
+    Extended-IoU loss (Peng and Yu 2021, a smoothed 1 - IoU).
+
+    Reference: Zhang et al., "Focal and Efficient IOU Loss for Accurate Bounding Box
+    Regression", Neurocomputing 2022 (arXiv 2101.08158).
+
+    Example:
+        >>> pred = torch.tensor([[0.0, 0.0, 2.0, 2.0]])
+        >>> target = torch.tensor([[0.0, 0.0, 2.0, 4.0]])
+        >>> eiou_loss(pred, target)  # 1 - 1/2 + 1/20 + 4/16
+        tensor(0.8000)
+    """
+    gamma = check_number('gamma', gamma, low=0.0)
+    eps = _check_eps(eps)
+    return _box_loss(lambda pair: _eiou(pair, eps, gamma), pred, target, weight, reduction,
+                     avg_factor, box_format)
+
+
+def siou_loss(pred: Tensor, target: Tensor, weight: Optional[Tensor] = None,
+              reduction: str = 'mean', avg_factor=None, box_format: str = 'xyxy',
+              theta: float = 4.0, eps: float = 1e-7) -> Tensor:
+    """SCYLLA IoU loss, ``1 - IoU + (Delta + Omega) / 2`` with, for the centre offsets
+    ``dx``, ``dy`` and the enclosing box ``C_w x C_h``:
+
+    - angle cost ``Lambda = sin(2 a) = 2 |dx dy| / (dx^2 + dy^2)``,
+    - distance cost ``Delta = sum_{t=x,y} 1 - exp(-(2 - Lambda) rho_t)``,
+      ``rho_x = (dx / C_w)^2``, ``rho_y = (dy / C_h)^2`` (the paper's sign; mmdet's
+      ``neg_gamma=True``),
+    - shape cost ``Omega = sum_{t=w,h} (1 - exp(-omega_t))^theta``,
+      ``omega_w = |w - w_gt| / max(w, w_gt)``.
+
+    Args:
+        theta: the shape cost's exponent, >= 1 (the paper uses 2 to 6).
+
+    Reference: Gevorgyan, "SIoU Loss: More Powerful Learning for Bounding Box Regression",
+    arXiv 2205.12740, 2022.
+
+    Example:
+        >>> pred = torch.tensor([[0.0, 0.0, 2.0, 2.0]])
+        >>> target = torch.tensor([[1.0, 0.0, 3.0, 2.0]])
+        >>> siou_loss(pred, target)  # 1 - 1/3 + (1 - exp(-2/9)) / 2
+        tensor(0.7663)
+    """
+    theta = check_number('theta', theta, low=1.0)
+    eps = _check_eps(eps)
+    return _box_loss(lambda pair: _siou(pair, eps, theta), pred, target, weight, reduction,
+                     avg_factor, box_format)
+
+
+def _iou_loss_mean(l_iou: Tensor, weight: Optional[Tensor], running_mean: Optional[Tensor],
+                   training: bool, momentum: float, sync: bool) -> Tensor:
+    """WIoU's mean of ``L_IoU`` (weighted by ``weight``): the running mean, updated in place
+    from this batch when training (the batch statistic all-reduced over the process group,
+    so every rank keeps the same value); without a running mean, the batch's own."""
+    with torch.no_grad():
+        if running_mean is not None and not training:
+            return running_mean.to(l_iou.dtype)
+        w = torch.ones_like(l_iou) if weight is None else weight.to(l_iou.dtype)
+        stats = torch.stack(((w * l_iou).sum(), w.sum()))
+        if training and sync and dist.is_available() and dist.is_initialized():
+            dist.all_reduce(stats)
+        has_boxes = stats[1] > 0  # a tensor: no host synchronisation
+        batch_mean = stats[0] / torch.where(has_boxes, stats[1], torch.ones_like(stats[1]))
+        if running_mean is None:
+            return torch.where(has_boxes, batch_mean, torch.ones_like(batch_mean))
+        old = running_mean.to(l_iou.dtype)
+        running_mean.copy_(torch.where(has_boxes, (1 - momentum) * old + momentum * batch_mean,
+                                       old))
+        return running_mean.to(l_iou.dtype)
+
+
+def wiou_loss(pred: Tensor, target: Tensor, weight: Optional[Tensor] = None,
+              reduction: str = 'mean', avg_factor=None, box_format: str = 'xyxy',
+              version: str = 'v3', alpha: float = 1.9, delta: float = 3.0,
+              momentum: float = 0.01, running_mean: Optional[Tensor] = None,
+              training: bool = False, sync: bool = True, eps: float = 1e-7) -> Tensor:
+    """Wise-IoU loss. With ``L_IoU = 1 - IoU`` and ``W_g``, ``H_g`` the enclosing box's size:
+
+    - v1: ``R L_IoU``, ``R = exp(rho^2 / (W_g^2 + H_g^2))`` with the denominator detached;
+    - v2: ``(L_IoU* / mean)^0.5 R L_IoU`` (monotonic focusing, the paper's gamma = 0.5);
+    - v3: ``r R L_IoU`` with the outlier degree ``beta = L_IoU* / mean`` and the
+      non-monotonic focusing ``r = beta / (delta alpha^(beta - delta))``.
+
+    ``*`` marks a detached value; ``mean`` is the mean of ``L_IoU``. As with
+    ``F.batch_norm``, a ``running_mean`` tensor (a scalar) is used when given, and updated in
+    place first, ``mean <- (1 - momentum) mean + momentum batch_mean``, when ``training``
+    (the weighted batch mean, summed over the ranks when torch.distributed is initialised);
+    without one the batch's own mean is used.
+
+    Args:
+        version: 'v1', 'v2' or 'v3'.
+        alpha, delta: v3's focusing parameters (> 0).
+        momentum: of the running-mean update, in [0, 1].
+        running_mean: the running mean of L_IoU (v2, v3), updated in place when training.
+        training: update ``running_mean`` from this batch.
+        sync: all-reduce the batch statistic when training under torch.distributed. This is a
+            collective: every rank must then call the loss equally often (a head that skips
+            the call on a rank without positives would hang); ``False`` keeps per-rank means.
+
+    Reference: Tong et al., "Wise-IoU: Bounding Box Regression Loss with Dynamic Focusing
+    Mechanism", arXiv 2301.10051, 2023.
+
+    Example:
+        >>> pred = torch.tensor([[0.0, 0.0, 2.0, 2.0]])
+        >>> target = torch.tensor([[1.0, 0.0, 3.0, 2.0]])
+        >>> wiou_loss(pred, target, version='v1')  # (2/3) exp(1/13)
+        tensor(0.7200)
+        >>> mean = torch.tensor(1.0)
+        >>> wiou_loss(pred, target, running_mean=mean, training=True, momentum=0.5)  # beta 0.8
+        tensor(0.7880)
+        >>> mean  # (1 + 2/3) / 2
+        tensor(0.8333)
+    """
+    check_choice('version', version, WIOU_VERSIONS)
+    alpha = check_number('alpha', alpha, low=0.0, low_open=True)
+    delta = check_number('delta', delta, low=0.0, low_open=True)
+    momentum = check_number('momentum', momentum, low=0.0, high=1.0)
+    eps = _check_eps(eps)
+    if running_mean is not None:
+        check_tensor('running_mean', running_mean, floating=True)
+    a, b = _prepare(pred, target, box_format)
+    pair = BoxPair(a, b)
+    l_iou = 1 - pair.iou(eps)
+    loss = l_iou * torch.exp((pair.rho2 / pair.c2.clamp(min=eps).detach()).clamp(max=1))
+    if version != 'v1':
+        box_weight = None if weight is None else \
+            _box_weight(weight, pred).expand(pred.shape[:-1]).reshape(-1)
+        mean = _iou_loss_mean(l_iou.detach(), box_weight, running_mean, training, momentum,
+                              sync)
+        beta = l_iou.detach() / mean.clamp(min=eps)
+        if version == 'v2':
+            loss = loss * beta.sqrt()
+        else:
+            loss = loss * (beta / (delta * torch.pow(alpha, beta - delta)))
+    return _finish(loss, pred, weight, reduction, avg_factor)
+
+
+def alpha_iou_loss(pred: Tensor, target: Tensor, weight: Optional[Tensor] = None,
+                   reduction: str = 'mean', avg_factor=None, box_format: str = 'xyxy',
+                   alpha: float = 3.0, base: str = 'iou', eps: float = 1e-7) -> Tensor:
+    """Alpha-IoU: the IoU and each penalty term of ``base`` raised to ``alpha``:
+    'iou' ``1 - IoU^a``; 'giou' ``+ ((C - U) / C)^a``; 'diou' ``+ (rho^2 / c^2)^a``;
+    'ciou' ``+ (rho^2 / c^2)^a + (beta v)^a`` (CIoU's ``beta = v / (1 - IoU + v)``, detached,
+    no gate).
+
+    Args:
+        alpha: the power, > 0 (3 in the paper).
+        base: 'iou', 'giou', 'diou' or 'ciou'.
+
+    Reference: He et al., "Alpha-IoU: A Family of Power Intersection over Union Losses for
+    Bounding Box Regression", NeurIPS 2021.
+
+    Example:
+        >>> pred = torch.tensor([[0.0, 0.0, 2.0, 2.0]])
+        >>> target = torch.tensor([[1.0, 0.0, 3.0, 2.0]])
+        >>> alpha_iou_loss(pred, target)  # 1 - (1/3)^3
+        tensor(0.9630)
+    """
+    alpha = check_number('alpha', alpha, low=0.0, low_open=True)
+    check_choice('base', base, ALPHA_IOU_BASES)
+    eps = _check_eps(eps)
+
+    def element(pair):
+        loss = 1 - _safe_pow(pair.iou(eps), alpha)
+        if base == 'giou':
+            enclose = (pair.enclose_w * pair.enclose_h).clamp(min=eps)
+            loss = loss + _safe_pow((enclose - pair.union.clamp(min=eps)) / enclose, alpha)
+        elif base in ('diou', 'ciou'):
+            loss = loss + _safe_pow(pair.distance_ratio(eps), alpha)
+        if base == 'ciou':
+            v = pair.aspect_v()
+            loss = loss + _safe_pow(pair.ciou_alpha(v, eps, None) * v, alpha)
+        return loss
+    return _box_loss(element, pred, target, weight, reduction, avg_factor, box_format)
+
+
+def _check_img_size(img_size) -> Tuple[float, float]:
+    """(w, h) from a pair of positive numbers or one number (a square image)."""
+    if isinstance(img_size, (int, float)) and not isinstance(img_size, bool):
+        img_size = (img_size, img_size)
+    if not isinstance(img_size, Sequence) or len(img_size) != 2:
+        raise ValueError(f'img_size must be (width, height) or one number, got {img_size!r}')
+    return (check_number('img_size[0] (width)', img_size[0], low=0.0, low_open=True),
+            check_number('img_size[1] (height)', img_size[1], low=0.0, low_open=True))
+
+
+def mpdiou_loss(pred: Tensor, target: Tensor, weight: Optional[Tensor] = None,
+                reduction: str = 'mean', avg_factor=None, box_format: str = 'xyxy',
+                img_size: Union[float, Sequence[float]] = None, eps: float = 1e-7) -> Tensor:
+    """Minimum points distance IoU loss, ``1 - IoU + (d1^2 + d2^2) / (W^2 + H^2)``: ``d1``,
+    ``d2`` the distances between the top-left and between the bottom-right corners, ``W x H``
+    the input image size.
+
+    Args:
+        img_size: the input image's (width, height), or one number for a square image.
+
+    Reference: Ma and Xu, "MPDIoU: A Loss for Efficient and Accurate Bounding Box
+    Regression", arXiv 2307.07662, 2023.
+
+    Example:
+        >>> pred = torch.tensor([[0.0, 0.0, 2.0, 2.0]])
+        >>> target = torch.tensor([[1.0, 0.0, 3.0, 2.0]])
+        >>> mpdiou_loss(pred, target, img_size=(4, 2))  # 1 - 1/3 + (1 + 1) / 20
+        tensor(0.7667)
+    """
+    if img_size is None:
+        raise ValueError('img_size must be given: the input image (width, height), got None')
+    width, height = _check_img_size(img_size)
+    eps = _check_eps(eps)
+
+    def element(pair):
+        d1 = (pair.x1a - pair.x1b).square() + (pair.y1a - pair.y1b).square()
+        d2 = (pair.x2a - pair.x2b).square() + (pair.y2a - pair.y2b).square()
+        return 1 - pair.iou(eps) + (d1 + d2) / (width ** 2 + height ** 2)
+    return _box_loss(element, pred, target, weight, reduction, avg_factor, box_format)
+
+
+def inner_iou_loss(pred: Tensor, target: Tensor, weight: Optional[Tensor] = None,
+                   reduction: str = 'mean', avg_factor=None, box_format: str = 'xyxy',
+                   ratio: float = 0.75, base: str = 'iou', eps: float = 1e-7) -> Tensor:
+    """Inner-IoU, ``L_base + IoU - IoU_inner``: ``IoU_inner`` is the IoU of auxiliary boxes,
+    both boxes scaled by ``ratio`` about their centres (ratio < 1 speeds up high-IoU samples,
+    > 1 low-IoU ones). ``base='iou'`` gives ``1 - IoU_inner``.
+
+    Args:
+        ratio: the auxiliary boxes' scale, > 0 (0.5 to 1.5 in the paper).
+        base: 'iou', 'giou', 'diou', 'ciou' (without the gate), 'siou' or 'eiou'.
+
+    Reference: Zhang, Xu and Zhang, "Inner-IoU: More Effective Intersection over Union Loss
+    with Auxiliary Bounding Box", arXiv 2311.02877, 2023.
+
+    Example:
+        >>> pred = torch.tensor([[0.0, 0.0, 2.0, 2.0]])
+        >>> target = torch.tensor([[1.0, 0.0, 3.0, 2.0]])
+        >>> inner_iou_loss(pred, target, ratio=0.5)  # inner boxes [0.5, 1.5] and [1.5, 2.5]
+        tensor(1.)
+    """
+    ratio = check_number('ratio', ratio, low=0.0, low_open=True)
+    check_choice('base', base, COMPOSITE_BASES)
+    eps = _check_eps(eps)
+    base_loss = _BASE_LOSSES[base]
+
+    def element(pair):
+        return base_loss(pair, eps) + pair.iou(eps) - pair.scaled(ratio).iou(eps)
+    return _box_loss(element, pred, target, weight, reduction, avg_factor, box_format)
+
+
+def focaler_iou_loss(pred: Tensor, target: Tensor, weight: Optional[Tensor] = None,
+                     reduction: str = 'mean', avg_factor=None, box_format: str = 'xyxy',
+                     d: float = 0.0, u: float = 0.95, base: str = 'iou',
+                     eps: float = 1e-7) -> Tensor:
+    """Focaler-IoU, ``L_base + IoU - IoU_focaler`` with the IoU mapped linearly from
+    [d, u] onto [0, 1]: ``IoU_focaler = clamp((IoU - d) / (u - d), 0, 1)``.
+
+    Args:
+        d, u: ``0 <= d < u <= 1``; the IoU range the loss focuses on.
+        base: 'iou', 'giou', 'diou', 'ciou' (without the gate), 'siou' or 'eiou'.
+
+    Reference: Zhang and Zhang, "Focaler-IoU: More Focused Intersection over Union Loss",
+    arXiv 2401.10525, 2024.
+
+    Example:
+        >>> pred = torch.tensor([[0.0, 0.0, 2.0, 2.0]])
+        >>> target = torch.tensor([[1.0, 0.0, 3.0, 2.0]])
+        >>> focaler_iou_loss(pred, target, d=0.0, u=0.5)  # 1 - (1/3) / 0.5
+        tensor(0.3333)
+    """
+    d = check_number('d', d, low=0.0, high=1.0)
+    u = check_number('u', u, low=0.0, high=1.0)
+    if not d < u:
+        raise ValueError(f'd must be less than u, got d={d} and u={u}')
+    check_choice('base', base, COMPOSITE_BASES)
+    eps = _check_eps(eps)
+    base_loss = _BASE_LOSSES[base]
+
+    def element(pair):
+        iou = pair.iou(eps)
+        return base_loss(pair, eps) + iou - ((iou - d) / (u - d)).clamp(0, 1)
+    return _box_loss(element, pred, target, weight, reduction, avg_factor, box_format)
+
+
+def shape_iou_loss(pred: Tensor, target: Tensor, weight: Optional[Tensor] = None,
+                   reduction: str = 'mean', avg_factor=None, box_format: str = 'xyxy',
+                   scale: float = 0.0, eps: float = 1e-7) -> Tensor:
+    """Shape-IoU loss, ``1 - IoU + distance_shape + Omega_shape / 2`` where, with the target's
+    shape weights ``ww = 2 w_gt^s / (w_gt^s + h_gt^s)``, ``hh = 2 h_gt^s / (w_gt^s + h_gt^s)``
+    (``s = scale``, no gradient):
+
+    - ``distance_shape = (hh dx^2 + ww dy^2) / c^2``,
+    - ``Omega_shape = sum_{t=w,h} (1 - exp(-omega_t))^4``,
+      ``omega_w = hh |w - w_gt| / max(w, w_gt)``, ``omega_h = ww |h - h_gt| / max(h, h_gt)``.
+
+    Args:
+        scale: ``s`` >= 0, tied to the size of the dataset's targets (0: ww = hh = 1).
+
+    Reference: Zhang and Zhang, "Shape-IoU: More Accurate Metric considering Bounding Box
+    Shape and Scale", arXiv 2312.17663, 2023.
+
+    Example:
+        >>> pred = torch.tensor([[0.0, 0.0, 2.0, 2.0]])
+        >>> target = torch.tensor([[1.0, 0.0, 3.0, 2.0]])
+        >>> shape_iou_loss(pred, target)  # 1 - 1/3 + 1/13
+        tensor(0.7436)
+    """
+    scale = check_number('scale', scale, low=0.0)
+    eps = _check_eps(eps)
+
+    def element(pair):
+        ww = hh = 1.0
+        if scale > 0:
+            with torch.no_grad():
+                w_s, h_s = pair.wb.clamp(min=0).pow(scale), pair.hb.clamp(min=0).pow(scale)
+                total = (w_s + h_s).clamp(min=eps)
+                ww, hh = 2 * w_s / total, 2 * h_s / total
+        c2 = pair.c2.clamp(min=eps)  # the ratios' bound only acts on inverted boxes
+        distance = (hh * (pair.dx.square() / c2).clamp(max=1)
+                    + ww * (pair.dy.square() / c2).clamp(max=1))
+        return 1 - pair.iou(eps) + distance + 0.5 * _shape_cost(pair, eps, 4.0, hh, ww)
+    return _box_loss(element, pred, target, weight, reduction, avg_factor, box_format)
+
+
+def nwd_loss(pred: Tensor, target: Tensor, weight: Optional[Tensor] = None,
+             reduction: str = 'mean', avg_factor=None, box_format: str = 'xyxy',
+             constant: float = 12.8) -> Tensor:
+    """Normalized Gaussian Wasserstein distance loss, ``1 - exp(-W2 / C)``: each box is the
+    Gaussian N((cx, cy), diag(w^2, h^2) / 4), so
+    ``W2^2 = |c - c_gt|^2 + ((w - w_gt)^2 + (h - h_gt)^2) / 4``. Meaningful for boxes that do
+    not overlap (tiny objects), where the IoU is 0 and flat. The gradient at ``W2 = 0`` is 0.
+
+    Args:
+        constant: ``C`` > 0, of the order of the dataset's object size (12.8 for AI-TOD).
+
+    Reference: Wang et al., "A Normalized Gaussian Wasserstein Distance for Tiny Object
+    Detection", arXiv 2110.13389, 2021.
+
+    Example:
+        >>> pred = torch.tensor([[0.0, 0.0, 2.0, 2.0]])
+        >>> target = torch.tensor([[3.0, 4.0, 5.0, 6.0]])
+        >>> nwd_loss(pred, target, constant=5.0)  # 1 - exp(-5 / 5)
+        tensor(0.6321)
+    """
+    constant = check_number('constant', constant, low=0.0, low_open=True)
+
+    def element(pair):
+        w2 = pair.rho2 + ((pair.wa - pair.wb).square() + (pair.ha - pair.hb).square()) / 4
+        return 1 - torch.exp(-safe_sqrt(w2) / constant)
+    return _box_loss(element, pred, target, weight, reduction, avg_factor, box_format)
