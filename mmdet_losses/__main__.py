@@ -1,0 +1,9 @@
+"""``python -m mmdet_losses list`` / ``python -m mmdet_losses show NAME``: the catalogue of
+registered losses (see :mod:`mmdet_losses.catalogue`). Importing this module does nothing."""
+
+if __name__ == '__main__':
+    import sys
+
+    from mmdet_losses.catalogue import main
+
+    sys.exit(main())
