@@ -60,7 +60,7 @@ def weight_reduce_loss(loss: Tensor,
     Example:
         >>> loss = torch.tensor([1.0, 2.0, 3.0])
         >>> weight_reduce_loss(loss, torch.tensor([1.0, 0.0, 1.0]), avg_factor=2)
-        tensor(2.0000)
+        tensor(2.)
     """
     check_reduction(reduction)
     if weight is not None:

@@ -69,8 +69,27 @@ fi
 
 # --- 3. pure-Python requirements --------------------------------------------------------------
 STEP="install requirements"
-if have mmengine 0.10.7 && have pytest && have numpy && have mmdet 3.3.0; then
-    say "mmengine, mmdet, pytest already present"
+unmet_requirements() {  # prints the requirement lines the venv does not satisfy
+    "$PY" - "$ROOT/requirements.txt" "$ROOT/requirements-dev.txt" <<'PYEOF'
+import sys
+from importlib import metadata
+from packaging.requirements import Requirement
+for path in sys.argv[1:]:
+    for line in open(path):
+        line = line.split('#')[0].strip()
+        if not line:
+            continue
+        req = Requirement(line)
+        try:
+            ok = req.specifier.contains(metadata.version(req.name), prereleases=True)
+        except metadata.PackageNotFoundError:
+            ok = False
+        if not ok:
+            print(line)
+PYEOF
+}
+if [[ -z "$(unmet_requirements 2>/dev/null || echo unknown)" ]]; then
+    say "requirements already met (mmengine, mmdet, pytest, ...)"
 else
     say "installing requirements (mmengine, pytest, ...)"
     pip_q -r "$ROOT/requirements.txt" -r "$ROOT/requirements-dev.txt"
@@ -131,14 +150,17 @@ fi
 
 # --- 5. this package, editable, with its C++ kernels -------------------------------------------
 STEP="install mmdet_losses (editable)"
-if "$PY" -c "import mmdet_losses, os, sys; sys.exit(0 if os.path.realpath(mmdet_losses.__file__).startswith(os.path.realpath('$ROOT')) else 1)" >/dev/null 2>&1; then
+# (checked from / so that the repository itself is not on sys.path)
+if (cd / && "$PY" -c "import mmdet_losses, os, sys; sys.exit(0 if os.path.realpath(mmdet_losses.__file__).startswith(os.path.realpath('$ROOT')) else 1)") >/dev/null 2>&1; then
     say "mmdet_losses already installed in editable mode"
 else
-    say "installing mmdet_losses in editable mode (compiles its C++ kernels)"
-    (cd "$ROOT" && pip_q --no-deps --no-build-isolation -e .)
+    say "installing mmdet_losses in editable mode"
+    # The kernels are compiled once, in place, by the next step, not in pip's build folder.
+    (cd "$ROOT" && MMDET_LOSSES_NO_EXT=1 pip_q --no-deps --no-build-isolation -e .)
 fi
-# Rebuild the kernels in place when a source is newer than its build (a no-op otherwise).
+# Build the C++ kernels in place; rebuilds only when a source is newer than its build.
 STEP="build C++ kernels"
+say "building the C++ kernels (a minute or two the first time; a no-op when up to date)"
 (cd "$ROOT" && "$PY" setup.py -q build_ext --inplace 2> >(grep -v "Warning\|warn\|^ *!!\|^ *\*\*\|^$" >&2) >/dev/null)
 
 STEP="check imports"

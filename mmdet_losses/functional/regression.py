@@ -105,7 +105,7 @@ def balanced_l1_loss(pred: Tensor, target: Tensor, weight: Optional[Tensor] = No
 
     Example:
         >>> balanced_l1_loss(torch.tensor([2.0]), torch.tensor([0.0]), reduction='none')
-        tensor([2.8500])
+        tensor([2.5786])
     """
     alpha = check_number('alpha', alpha, low=0.0, low_open=True)
     gamma = check_number('gamma', gamma, low=0.0, low_open=True)

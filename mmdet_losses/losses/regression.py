@@ -80,7 +80,7 @@ class BalancedL1Loss(BaseLoss):
 
     Example:
         >>> BalancedL1Loss(reduction='none')(torch.tensor([2.0]), torch.tensor([0.0]))
-        tensor([2.8500])
+        tensor([2.5786])
     """
 
     def __init__(self, alpha: float = 0.5, gamma: float = 1.5, beta: float = 1.0,
