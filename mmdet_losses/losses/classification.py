@@ -1,0 +1,385 @@
+"""Registered classification loss modules; the maths lives in :mod:`mmdet_losses.functional`.
+
+mmdet's dense heads size their classifier from ``loss_cls.get('use_sigmoid', False)`` before
+the loss is built (C outputs for sigmoid losses, C + 1 for softmax ones), so the sigmoid losses
+take ``use_sigmoid=True`` as mmdet's do, and refuse False with a ValueError saying why.
+"""
+from typing import Optional
+
+from ..functional import classification as F
+from ..registry import MODELS
+from ..validation import check_choice, check_number
+from .base import BaseLoss
+
+__all__ = ['CrossEntropyLoss', 'BinaryCrossEntropyLoss', 'BalancedCrossEntropyLoss',
+           'FocalLoss', 'SoftmaxFocalLoss', 'VarifocalLoss', 'QualityFocalLoss',
+           'DistributionFocalLoss', 'LogisticLoss', 'HingeLoss', 'ExponentialLoss', 'KLDivLoss',
+           'ZeroOneLoss']
+
+
+def _require_sigmoid(name: str, use_sigmoid) -> bool:
+    if use_sigmoid is not True:
+        raise ValueError(f'use_sigmoid must be True: {name} is a sigmoid loss (mmdet heads read '
+                         f'use_sigmoid to give the classifier C outputs, not C + 1); for a '
+                         f'softmax loss use CrossEntropyLoss or SoftmaxFocalLoss, got '
+                         f'{use_sigmoid!r}')
+    return True
+
+
+@MODELS.register_module()
+class CrossEntropyLoss(BaseLoss):
+    """Softmax cross-entropy, or with ``use_sigmoid=True`` the binary (sigmoid) one, with the
+    values of mmdet's ``CrossEntropyLoss`` (see
+    :func:`mmdet_losses.functional.cross_entropy_loss`).
+
+    Args:
+        use_sigmoid: binary cross-entropy with index labels expanded (label C background);
+            ``class_weight`` is then the positive weight, as in mmdet.
+        use_mask: mmdet's mask-head variant; not provided here (a ValueError).
+        class_weight: one weight per class.
+        ignore_index: label of ignored samples (None: -100); a call may override it.
+        avg_non_ignore: 'mean' averages over the non-ignored samples only.
+        label_smoothing: as ``torch.nn.functional.cross_entropy`` (softmax only).
+
+    Example:
+        >>> loss = CrossEntropyLoss(loss_weight=2.0)
+        >>> loss(torch.tensor([[2.0, 0.0], [0.0, 0.0]]), torch.tensor([0, 1]))
+        tensor(0.8201)
+    """
+
+    def __init__(self, use_sigmoid: bool = False, use_mask: bool = False,
+                 class_weight=None, ignore_index: Optional[int] = -100,
+                 avg_non_ignore: bool = False, label_smoothing: float = 0.0,
+                 reduction: str = 'mean', loss_weight: float = 1.0):
+        super().__init__(reduction, loss_weight)
+        if use_mask:
+            raise ValueError('use_mask must be False: the mask-head cross-entropy of mmdet is '
+                             'not provided by mmdet_losses (use type="CrossEntropyLoss" from '
+                             'mmdet for loss_mask), got use_mask=True')
+        self.use_sigmoid = bool(use_sigmoid)
+        self.use_mask = False
+        self.class_weight = class_weight
+        self.ignore_index = -100 if ignore_index is None else int(ignore_index)
+        self.avg_non_ignore = bool(avg_non_ignore)
+        self.label_smoothing = check_number('label_smoothing', label_smoothing, low=0.0,
+                                            high=1.0)
+
+    def compute(self, pred, target, weight, reduction, avg_factor, ignore_index=None,
+                **kwargs):
+        return F.cross_entropy_loss(
+            pred, target, weight, reduction, avg_factor, class_weight=self.class_weight,
+            ignore_index=self.ignore_index if ignore_index is None else ignore_index,
+            avg_non_ignore=self.avg_non_ignore, label_smoothing=self.label_smoothing,
+            use_sigmoid=self.use_sigmoid, **kwargs)
+
+
+@MODELS.register_module()
+class BinaryCrossEntropyLoss(BaseLoss):
+    """Sigmoid binary cross-entropy of logits (N, C) or any shape, with one-hot/soft targets
+    or class indices (label C background), see
+    :func:`mmdet_losses.functional.binary_cross_entropy_loss`.
+
+    Args:
+        use_sigmoid: must be True (read by mmdet's heads).
+        pos_weight: a number or C numbers weighting the positive term.
+        class_weight: C numbers multiplying each class's loss.
+        ignore_index: label of ignored samples.
+        avg_non_ignore: 'mean' averages over the non-ignored elements only.
+
+    Example:
+        >>> BinaryCrossEntropyLoss()(torch.tensor([[0.0, 2.0]]), torch.tensor([1]))
+        tensor(0.4100)
+    """
+
+    def __init__(self, use_sigmoid: bool = True, pos_weight=None, class_weight=None,
+                 ignore_index: Optional[int] = -100, avg_non_ignore: bool = False,
+                 reduction: str = 'mean', loss_weight: float = 1.0):
+        super().__init__(reduction, loss_weight)
+        self.use_sigmoid = _require_sigmoid('BinaryCrossEntropyLoss', use_sigmoid)
+        self.pos_weight = pos_weight
+        self.class_weight = class_weight
+        self.ignore_index = -100 if ignore_index is None else int(ignore_index)
+        self.avg_non_ignore = bool(avg_non_ignore)
+
+    def compute(self, pred, target, weight, reduction, avg_factor, **kwargs):
+        return F.binary_cross_entropy_loss(
+            pred, target, weight, reduction, avg_factor, pos_weight=self.pos_weight,
+            class_weight=self.class_weight, ignore_index=self.ignore_index,
+            avg_non_ignore=self.avg_non_ignore, **kwargs)
+
+
+@MODELS.register_module()
+class BalancedCrossEntropyLoss(BaseLoss):
+    """Cross-entropy with class weights inversely proportional to class frequency: from
+    ``class_counts``, from the effective number of samples with ``beta``, or from the batch;
+    ``use_sigmoid=True`` weights positives by the fraction of negatives (see
+    :func:`mmdet_losses.functional.balanced_cross_entropy_loss`).
+
+    Args:
+        class_counts: samples per class (all > 0).
+        beta: effective-number parameter in [0, 1).
+        use_sigmoid: the class-balanced binary cross-entropy.
+        ignore_index: label of ignored samples.
+
+    Reference: Cui et al., "Class-Balanced Loss Based on Effective Number of Samples",
+    CVPR 2019.
+
+    Example:
+        >>> loss = BalancedCrossEntropyLoss(class_counts=[3, 1])
+        >>> loss(torch.zeros(2, 2), torch.tensor([0, 1]))
+        tensor(0.6931)
+    """
+
+    def __init__(self, class_counts=None, beta: Optional[float] = None,
+                 use_sigmoid: bool = False, ignore_index: Optional[int] = -100,
+                 reduction: str = 'mean', loss_weight: float = 1.0):
+        super().__init__(reduction, loss_weight)
+        self.class_counts = class_counts
+        self.beta = None if beta is None else check_number('beta', beta, low=0.0, high=1.0,
+                                                           high_open=True)
+        self.use_sigmoid = bool(use_sigmoid)
+        self.ignore_index = -100 if ignore_index is None else int(ignore_index)
+
+    def compute(self, pred, target, weight, reduction, avg_factor, **kwargs):
+        return F.balanced_cross_entropy_loss(
+            pred, target, weight, reduction, avg_factor, class_counts=self.class_counts,
+            beta=self.beta, use_sigmoid=self.use_sigmoid, ignore_index=self.ignore_index,
+            **kwargs)
+
+
+@MODELS.register_module()
+class FocalLoss(BaseLoss):
+    """Sigmoid focal loss with class-index targets (label C background) or one-hot/soft targets
+    (see :func:`mmdet_losses.functional.focal_loss`); mmdet's ``FocalLoss`` values, finite
+    value and gradient at saturated logits and for gamma < 1.
+
+    Args:
+        use_sigmoid: must be True (read by mmdet's heads).
+        gamma: focusing parameter >= 0.
+        alpha: balance of positives in [0, 1]; < 0 disables it.
+        activated: pred are probabilities.
+
+    Reference: Lin et al., "Focal Loss for Dense Object Detection", ICCV 2017.
+
+    Example:
+        >>> loss = FocalLoss(use_sigmoid=True, gamma=2.0, alpha=0.25, reduction='sum')
+        >>> loss(torch.tensor([[0.0, -2.0], [1.0, 0.0]]), torch.tensor([0, 2]))
+        tensor(0.7010)
+    """
+
+    def __init__(self, use_sigmoid: bool = True, gamma: float = 2.0, alpha: float = 0.25,
+                 activated: bool = False, reduction: str = 'mean', loss_weight: float = 1.0):
+        super().__init__(reduction, loss_weight)
+        self.use_sigmoid = _require_sigmoid('FocalLoss', use_sigmoid)
+        self.gamma = check_number('gamma', gamma, low=0.0)
+        self.alpha = check_number('alpha', alpha, high=1.0)
+        self.activated = bool(activated)
+
+    def compute(self, pred, target, weight, reduction, avg_factor, **kwargs):
+        return F.focal_loss(pred, target, weight, reduction, avg_factor, gamma=self.gamma,
+                            alpha=self.alpha, activated=self.activated, **kwargs)
+
+
+@MODELS.register_module()
+class SoftmaxFocalLoss(BaseLoss):
+    """Softmax focal loss ``-alpha_y (1 - p_y)^gamma log p_y`` (see
+    :func:`mmdet_losses.functional.softmax_focal_loss`); gamma=0, alpha=None is the
+    cross-entropy.
+
+    Args:
+        gamma: focusing parameter >= 0.
+        alpha: None, a number, or one factor per class.
+        ignore_index: label of ignored samples.
+
+    Reference: Lin et al., "Focal Loss for Dense Object Detection", ICCV 2017.
+
+    Example:
+        >>> SoftmaxFocalLoss(gamma=1.0)(torch.tensor([[0.0, 0.0]]), torch.tensor([1]))
+        tensor(0.3466)
+    """
+
+    def __init__(self, gamma: float = 2.0, alpha=None, ignore_index: Optional[int] = -100,
+                 reduction: str = 'mean', loss_weight: float = 1.0):
+        super().__init__(reduction, loss_weight)
+        self.gamma = check_number('gamma', gamma, low=0.0)
+        self.alpha = alpha
+        self.ignore_index = -100 if ignore_index is None else int(ignore_index)
+
+    def compute(self, pred, target, weight, reduction, avg_factor, **kwargs):
+        return F.softmax_focal_loss(pred, target, weight, reduction, avg_factor,
+                                    gamma=self.gamma, alpha=self.alpha,
+                                    ignore_index=self.ignore_index, **kwargs)
+
+
+@MODELS.register_module()
+class VarifocalLoss(BaseLoss):
+    """Varifocal loss of VFNet, mmdet's values (see
+    :func:`mmdet_losses.functional.varifocal_loss`).
+
+    Args:
+        use_sigmoid: must be True (read by mmdet's heads).
+        alpha: weight of the negatives, >= 0.
+        gamma: focusing parameter of the negatives, >= 0.
+        iou_weighted: weight positives by their IoU target.
+
+    Reference: Zhang et al., "VarifocalNet: An IoU-aware Dense Object Detector", CVPR 2021.
+
+    Example:
+        >>> VarifocalLoss()(torch.tensor([[0.0, 0.0]]), torch.tensor([[0.5, 0.0]]))
+        tensor(0.2383)
+    """
+
+    def __init__(self, use_sigmoid: bool = True, alpha: float = 0.75, gamma: float = 2.0,
+                 iou_weighted: bool = True, reduction: str = 'mean', loss_weight: float = 1.0):
+        super().__init__(reduction, loss_weight)
+        self.use_sigmoid = _require_sigmoid('VarifocalLoss', use_sigmoid)
+        self.alpha = check_number('alpha', alpha, low=0.0)
+        self.gamma = check_number('gamma', gamma, low=0.0)
+        self.iou_weighted = bool(iou_weighted)
+
+    def compute(self, pred, target, weight, reduction, avg_factor, **kwargs):
+        return F.varifocal_loss(pred, target, weight, reduction, avg_factor, alpha=self.alpha,
+                                gamma=self.gamma, iou_weighted=self.iou_weighted, **kwargs)
+
+
+@MODELS.register_module()
+class QualityFocalLoss(BaseLoss):
+    """Quality focal loss of GFL, mmdet's values; target ``(labels, scores)`` or a dense soft
+    (N, C) tensor (see :func:`mmdet_losses.functional.quality_focal_loss`).
+
+    Args:
+        use_sigmoid: must be True (read by mmdet's heads).
+        beta: focusing parameter >= 0.
+        activated: pred are probabilities.
+
+    Reference: Li et al., "Generalized Focal Loss", NeurIPS 2020.
+
+    Example:
+        >>> target = (torch.tensor([0, 2]), torch.tensor([0.5, 0.0]))
+        >>> QualityFocalLoss(beta=2.0)(torch.zeros(2, 2), target)
+        tensor(0.2599)
+    """
+
+    def __init__(self, use_sigmoid: bool = True, beta: float = 2.0, activated: bool = False,
+                 reduction: str = 'mean', loss_weight: float = 1.0):
+        super().__init__(reduction, loss_weight)
+        self.use_sigmoid = _require_sigmoid('QualityFocalLoss', use_sigmoid)
+        self.beta = check_number('beta', beta, low=0.0)
+        self.activated = bool(activated)
+
+    def compute(self, pred, target, weight, reduction, avg_factor, **kwargs):
+        return F.quality_focal_loss(pred, target, weight, reduction, avg_factor, beta=self.beta,
+                                    activated=self.activated, **kwargs)
+
+
+@MODELS.register_module()
+class DistributionFocalLoss(BaseLoss):
+    """Distribution focal loss of GFL, mmdet's values (see
+    :func:`mmdet_losses.functional.distribution_focal_loss`).
+
+    Reference: Li et al., "Generalized Focal Loss", NeurIPS 2020.
+
+    Example:
+        >>> DistributionFocalLoss()(torch.zeros(1, 4), torch.tensor([1.5]))
+        tensor(1.3863)
+    """
+
+    def compute(self, pred, target, weight, reduction, avg_factor, **kwargs):
+        return F.distribution_focal_loss(pred, target, weight, reduction, avg_factor, **kwargs)
+
+
+@MODELS.register_module()
+class LogisticLoss(BaseLoss):
+    """Logistic loss ``softplus(-y f)``, y in {0, 1} or {-1, 1} (see
+    :func:`mmdet_losses.functional.logistic_loss`).
+
+    Example:
+        >>> LogisticLoss()(torch.tensor([0.0, 2.0]), torch.tensor([1, 0]))
+        tensor(1.4100)
+    """
+
+    def compute(self, pred, target, weight, reduction, avg_factor, **kwargs):
+        return F.logistic_loss(pred, target, weight, reduction, avg_factor, **kwargs)
+
+
+@MODELS.register_module()
+class HingeLoss(BaseLoss):
+    """Hinge loss, binary ``max(0, margin - y f)`` or multi-class Crammer-Singer /
+    Weston-Watkins (see :func:`mmdet_losses.functional.hinge_loss`).
+
+    Args:
+        margin: >= 0.
+        squared: square each hinge term.
+        multiclass: 'crammer_singer' or 'weston_watkins'.
+
+    Example:
+        >>> HingeLoss(margin=1.0)(torch.tensor([0.5, -2.0]), torch.tensor([1, 0]))
+        tensor(0.2500)
+    """
+
+    def __init__(self, margin: float = 1.0, squared: bool = False,
+                 multiclass: str = 'crammer_singer', reduction: str = 'mean',
+                 loss_weight: float = 1.0):
+        super().__init__(reduction, loss_weight)
+        self.margin = check_number('margin', margin, low=0.0)
+        self.squared = bool(squared)
+        check_choice('multiclass', multiclass, ('crammer_singer', 'weston_watkins'))
+        self.multiclass = multiclass
+
+    def compute(self, pred, target, weight, reduction, avg_factor, **kwargs):
+        return F.hinge_loss(pred, target, weight, reduction, avg_factor, margin=self.margin,
+                            squared=self.squared, multiclass=self.multiclass, **kwargs)
+
+
+@MODELS.register_module()
+class ExponentialLoss(BaseLoss):
+    """Exponential loss ``exp(-y f)``, y in {0, 1} or {-1, 1} (see
+    :func:`mmdet_losses.functional.exponential_loss`).
+
+    Example:
+        >>> ExponentialLoss(reduction='sum')(torch.tensor([0.0, 1.0]), torch.tensor([1, 1]))
+        tensor(1.3679)
+    """
+
+    def compute(self, pred, target, weight, reduction, avg_factor, **kwargs):
+        return F.exponential_loss(pred, target, weight, reduction, avg_factor, **kwargs)
+
+
+@MODELS.register_module()
+class KLDivLoss(BaseLoss):
+    """Distillation KL divergence ``T^2 KL(softmax(t/T) || softmax(p/T))`` per sample, the
+    teacher's logits detached (see :func:`mmdet_losses.functional.kl_div_loss`).
+
+    Args:
+        temperature: T > 0.
+
+    Reference: Hinton et al., "Distilling the Knowledge in a Neural Network", 2015.
+
+    Example:
+        >>> KLDivLoss(temperature=2.0)(torch.zeros(1, 2), torch.zeros(1, 2))
+        tensor(0.)
+    """
+
+    def __init__(self, temperature: float = 1.0, reduction: str = 'mean',
+                 loss_weight: float = 1.0):
+        super().__init__(reduction, loss_weight)
+        self.temperature = check_number('temperature', temperature, low=0.0, low_open=True)
+
+    def compute(self, pred, target, weight, reduction, avg_factor, **kwargs):
+        return F.kl_div_loss(pred, target, weight, reduction, avg_factor,
+                             temperature=self.temperature, **kwargs)
+
+
+@MODELS.register_module()
+class ZeroOneLoss(BaseLoss):
+    """0-1 loss: the misclassified fraction ('mean'). A value without gradient, for logging
+    and comparison only: its result is detached (see
+    :func:`mmdet_losses.functional.zero_one_loss`).
+
+    Example:
+        >>> ZeroOneLoss()(torch.tensor([[2.0, 1.0], [0.0, 3.0]]), torch.tensor([1, 1]))
+        tensor(0.5000)
+    """
+
+    def compute(self, pred, target, weight, reduction, avg_factor, **kwargs):
+        return F.zero_one_loss(pred, target, weight, reduction, avg_factor, **kwargs)
