@@ -1,24 +1,57 @@
 """Regression losses on tensors of any shape: ``pred`` and ``target`` have the same shape and
 ``reduction='none'`` keeps it. Half-precision inputs are computed in float32 and the result is
-returned in the input dtype."""
+returned in the input dtype.
+
+On the CPU the losses run through the fused kernel of :mod:`mmdet_losses.ops.regression_kernel`
+(one pass forward, one backward, the same maths) where it applies; the PyTorch expressions
+below are the definition, what runs elsewhere, and the reference the kernel is tested
+against."""
 import math
 from typing import Optional
 
 import torch
 from torch import Tensor
 
+from ..ops.regression_kernel import fused_regression_loss
 from ..reduction import weight_reduce_loss
 from ..validation import check_number, check_same_shape, check_tensor, upcast
 
 __all__ = ['l1_loss', 'mse_loss', 'rmse_loss', 'smooth_l1_loss', 'balanced_l1_loss']
 
 
-def _residual(pred: Tensor, target: Tensor) -> Tensor:
+def _checked_inputs(pred: Tensor, target: Tensor):
+    """pred and target checked and in the compute dtype (half precision upcast)."""
     check_tensor('pred', pred, floating=True)
     check_tensor('target', target)
     check_same_shape('pred', pred, 'target', target)
-    pred, target = upcast(pred, target.to(pred.dtype))
-    return pred - target
+    return upcast(pred, target.to(pred.dtype))
+
+
+def _weighted_reduced(kind: str, elementwise, pred: Tensor, target: Tensor,
+                      weight: Optional[Tensor], reduction: str, avg_factor,
+                      **params) -> Tensor:
+    """``weight_reduce_loss(elementwise(pred - target, **params), ...)`` in the compute dtype:
+    by the fused kernel ``kind`` where it applies, else by ``elementwise`` (its definition)."""
+    pred, target = _checked_inputs(pred, target)
+    fused = fused_regression_loss(kind, pred, target, weight, reduction, avg_factor, **params)
+    if fused is not None:
+        return fused
+    return weight_reduce_loss(elementwise(pred - target, **params), weight, reduction,
+                              avg_factor)
+
+
+def _smooth_l1_elementwise(residual: Tensor, beta: float) -> Tensor:
+    diff = residual.abs()
+    return torch.where(diff < beta, 0.5 * diff.square() / beta, diff - 0.5 * beta)
+
+
+def _balanced_l1_elementwise(residual: Tensor, alpha: float, gamma: float,
+                             beta: float) -> Tensor:
+    diff = residual.abs()
+    b = math.exp(gamma / alpha) - 1
+    inlier = alpha / b * (b * diff + 1) * torch.log1p(b * diff / beta) - alpha * diff
+    outlier = gamma * diff + gamma / b - alpha * beta
+    return torch.where(diff < beta, inlier, outlier)
 
 
 def safe_sqrt(x: Tensor) -> Tensor:
@@ -37,8 +70,8 @@ def l1_loss(pred: Tensor, target: Tensor, weight: Optional[Tensor] = None,
         >>> l1_loss(torch.tensor([0.0, 2.0]), torch.tensor([1.0, 0.0]))
         tensor(1.5000)
     """
-    loss = _residual(pred, target).abs()
-    return weight_reduce_loss(loss, weight, reduction, avg_factor).to(pred.dtype)
+    loss = _weighted_reduced('l1', torch.abs, pred, target, weight, reduction, avg_factor)
+    return loss.to(pred.dtype)
 
 
 def mse_loss(pred: Tensor, target: Tensor, weight: Optional[Tensor] = None,
@@ -49,8 +82,8 @@ def mse_loss(pred: Tensor, target: Tensor, weight: Optional[Tensor] = None,
         >>> mse_loss(torch.tensor([0.0, 2.0]), torch.tensor([1.0, 0.0]), reduction='sum')
         tensor(5.)
     """
-    loss = _residual(pred, target).square()
-    return weight_reduce_loss(loss, weight, reduction, avg_factor).to(pred.dtype)
+    loss = _weighted_reduced('mse', torch.square, pred, target, weight, reduction, avg_factor)
+    return loss.to(pred.dtype)
 
 
 def rmse_loss(pred: Tensor, target: Tensor, weight: Optional[Tensor] = None,
@@ -64,8 +97,8 @@ def rmse_loss(pred: Tensor, target: Tensor, weight: Optional[Tensor] = None,
         >>> rmse_loss(torch.tensor([0.0, 0.0]), torch.tensor([3.0, 4.0]), reduction='sum')
         tensor(5.)
     """
-    squared = _residual(pred, target).square()
-    return safe_sqrt(weight_reduce_loss(squared, weight, reduction, avg_factor)).to(pred.dtype)
+    squared = _weighted_reduced('mse', torch.square, pred, target, weight, reduction, avg_factor)
+    return safe_sqrt(squared).to(pred.dtype)
 
 
 def smooth_l1_loss(pred: Tensor, target: Tensor, weight: Optional[Tensor] = None,
@@ -80,12 +113,12 @@ def smooth_l1_loss(pred: Tensor, target: Tensor, weight: Optional[Tensor] = None
         tensor([0.1250, 2.5000])
     """
     beta = check_number('beta', beta, low=0.0)
-    diff = _residual(pred, target).abs()
     if beta == 0.0:
-        loss = diff
-    else:
-        loss = torch.where(diff < beta, 0.5 * diff.square() / beta, diff - 0.5 * beta)
-    return weight_reduce_loss(loss, weight, reduction, avg_factor).to(pred.dtype)
+        loss = _weighted_reduced('l1', torch.abs, pred, target, weight, reduction, avg_factor)
+        return loss.to(pred.dtype)
+    loss = _weighted_reduced('smooth_l1', _smooth_l1_elementwise, pred, target, weight,
+                             reduction, avg_factor, beta=beta)
+    return loss.to(pred.dtype)
 
 
 def balanced_l1_loss(pred: Tensor, target: Tensor, weight: Optional[Tensor] = None,
@@ -97,8 +130,9 @@ def balanced_l1_loss(pred: Tensor, target: Tensor, weight: Optional[Tensor] = No
         x <  beta: alpha / b * (b x + 1) * log(b x / beta + 1) - alpha x
         x >= beta: gamma x + gamma / b - alpha beta
 
-    Its gradient is ``alpha log(b x / beta + 1)`` below beta and ``gamma`` above: inliers
-    get a larger gradient than with Smooth L1.
+    Its gradient is ``alpha log(b x / beta + 1) + alpha ((b x + 1) / (b x + beta) - 1)``
+    below beta (the second term vanishes for ``beta = 1``) and ``gamma`` above: inliers get
+    a larger gradient than with Smooth L1.
 
     Reference: Pang et al., "Libra R-CNN: Towards Balanced Learning for Object Detection",
     CVPR 2019.
@@ -110,9 +144,6 @@ def balanced_l1_loss(pred: Tensor, target: Tensor, weight: Optional[Tensor] = No
     alpha = check_number('alpha', alpha, low=0.0, low_open=True)
     gamma = check_number('gamma', gamma, low=0.0, low_open=True)
     beta = check_number('beta', beta, low=0.0, low_open=True)
-    diff = _residual(pred, target).abs()
-    b = math.exp(gamma / alpha) - 1
-    inlier = alpha / b * (b * diff + 1) * torch.log1p(b * diff / beta) - alpha * diff
-    outlier = gamma * diff + gamma / b - alpha * beta
-    loss = torch.where(diff < beta, inlier, outlier)
-    return weight_reduce_loss(loss, weight, reduction, avg_factor).to(pred.dtype)
+    loss = _weighted_reduced('balanced_l1', _balanced_l1_elementwise, pred, target, weight,
+                             reduction, avg_factor, alpha=alpha, gamma=gamma, beta=beta)
+    return loss.to(pred.dtype)

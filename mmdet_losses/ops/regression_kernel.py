@@ -1,0 +1,143 @@
+"""Fused CPU kernel for the element-wise regression losses (L1, L2, Smooth L1, Balanced L1).
+
+:func:`fused_regression_loss` computes ``weight_reduce_loss(loss(pred - target), weight,
+reduction, avg_factor)`` with one C++ pass forward and one backward, both spread over the
+intra-op threads with ``at::parallel_for``. For 'mean' and 'sum' the forward produces only the
+weighted sum (in double, per fixed block, added in order: the result does not depend on the
+number of threads) and never the element-wise loss; the division by the element count or by
+``avg_factor + eps`` is the PyTorch expression of :mod:`mmdet_losses.reduction`. The forward
+saves only its inputs; the backward recomputes the residual and writes the gradient of pred
+(and its negative for target) in one pass. The extension ``mmdet_losses.ops._regression`` is
+compiled when the package is built (``setup.py``), never at run time; the maths is that of
+the pure-PyTorch path in :mod:`mmdet_losses.functional.regression`, which is also the
+reference the kernel is tested against and what runs wherever the kernel does not apply.
+"""
+from typing import Optional
+
+import torch
+from torch import Tensor
+from torch.autograd.function import once_differentiable
+
+from ..reduction import AVG_FACTOR_EPS, _check_avg_factor
+from ..validation import check_reduction
+from ._ext import load_extension
+
+__all__ = ['fused_regression_loss', 'FUSED_KINDS', 'kernels_available']
+
+_EXT = load_extension('regression')
+
+#: The losses the kernel computes, with the kind ids of the C++ side.
+FUSED_KINDS = {'l1': 0, 'mse': 1, 'smooth_l1': 2, 'balanced_l1': 3}
+_DTYPES = (torch.float32, torch.float64)
+
+
+def kernels_available() -> bool:
+    """Whether the compiled extension is importable."""
+    return _EXT is not None
+
+
+class _FusedRegressionLoss(torch.autograd.Function):
+    """Weighted element-wise loss (``reduce=False``) or its sum (``reduce=True``); saves only
+    the inputs, the backward recomputes."""
+
+    @staticmethod
+    def forward(ctx, pred: Tensor, target: Tensor, weight: Optional[Tensor], kind: int,
+                beta: float, alpha: float, gamma: float, reduce: bool) -> Tensor:
+        ctx.save_for_backward(pred, target, weight)
+        ctx.params = (kind, beta, alpha, gamma)
+        ctx.reduce = reduce
+        return _EXT.regression_loss_forward(pred, target, weight, kind, beta, alpha, gamma,
+                                            reduce)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad: Tensor):
+        pred, target, weight = ctx.saved_tensors
+        need_pred, need_target = ctx.needs_input_grad[:2]
+        # The gradient of a sum, or an element-wise gradient expanded from one value (the
+        # 'none' loss summed afterwards), is read as one scalar rather than materialised.
+        scalar = ctx.reduce or (grad.numel() > 0 and all(s == 0 for s in grad.stride()))
+        if scalar and not ctx.reduce:
+            grad = grad.as_strided((1,), (1,))
+        grad_pred, grad_target = _EXT.regression_loss_backward(
+            grad, pred, target, weight, *ctx.params, scalar, need_target)
+        return (grad_pred if need_pred else None, grad_target if need_target else None,
+                None, None, None, None, None, None)
+
+
+def _kernel_applies(pred: Tensor, target: Tensor, weight: Optional[Tensor]) -> bool:
+    if not (isinstance(pred, Tensor) and isinstance(target, Tensor)):
+        return False
+    if pred.device.type != 'cpu' or target.device.type != 'cpu':
+        return False
+    if pred.dtype not in _DTYPES or target.dtype != pred.dtype or target.shape != pred.shape:
+        return False
+    if weight is None:
+        return True
+    # Only a weight of the loss's own shape; other broadcasts (and their errors), a weight that
+    # needs a gradient, or one on another device take the plain path.
+    return (isinstance(weight, Tensor) and weight.device.type == 'cpu'
+            and weight.shape == pred.shape and not weight.requires_grad
+            and not weight.is_complex())
+
+
+def fused_regression_loss(kind: str, pred: Tensor, target: Tensor,
+                          weight: Optional[Tensor] = None, reduction: str = 'mean',
+                          avg_factor=None, beta: float = 1.0, alpha: float = 0.5,
+                          gamma: float = 1.5) -> Optional[Tensor]:
+    """``weight_reduce_loss(loss(pred - target), weight, reduction, avg_factor)`` by the fused
+    kernel, or None where none applies.
+
+    The element-wise losses, with ``d = pred - target`` and ``x = |d|``: ``'l1'`` is ``x``,
+    ``'mse'`` ``d^2``, ``'smooth_l1'`` ``0.5 x^2 / beta`` for ``x < beta`` else
+    ``x - 0.5 beta`` (``beta > 0``; the caller maps ``beta = 0`` to ``'l1'``), and
+    ``'balanced_l1'`` Libra R-CNN's loss with ``alpha``, ``gamma``, ``beta`` (see
+    :func:`mmdet_losses.functional.balanced_l1_loss`). Parameters are assumed validated.
+
+    Args:
+        kind: 'l1', 'mse', 'smooth_l1' or 'balanced_l1'.
+        pred: float32 or float64 tensor of any shape, on the CPU (half precision is upcast by
+            the caller).
+        target: tensor of pred's shape, dtype and device; it gets a gradient when it requires
+            one.
+        weight: None or a tensor of pred's shape (converted to pred's dtype) that needs no
+            gradient.
+        reduction, avg_factor: as for :func:`mmdet_losses.reduction.weight_reduce_loss`, whose
+            errors (bad reduction, bad avg_factor) are raised here the same way.
+
+    Returns:
+        The reduced loss in pred's dtype, differentiable (once) through the kernel's backward,
+        or None when the extension is not built, a tensor is not on the CPU, the dtypes are
+        not float32/float64 or differ, the shapes differ, the weight has another shape (a
+        broadcast), needs a gradient, the kind is unknown, or 'sum' is asked with avg_factor
+        (the plain path then raises).
+
+    Example:
+        >>> from mmdet_losses.ops.regression_kernel import fused_regression_loss
+        >>> from mmdet_losses.ops.regression_kernel import kernels_available
+        >>> pred, target = torch.tensor([0.5, 3.0]), torch.zeros(2)
+        >>> loss = fused_regression_loss('smooth_l1', pred, target, reduction='sum')
+        >>> loss if kernels_available() else torch.tensor(2.6250)  # None: not built
+        tensor(2.6250)
+    """
+    if _EXT is None or kind not in FUSED_KINDS or not _kernel_applies(pred, target, weight):
+        return None
+    check_reduction(reduction)
+    if avg_factor is not None:
+        _check_avg_factor(avg_factor)
+        if reduction == 'sum':
+            return None  # refused by weight_reduce_loss, with its message
+    if weight is not None:
+        weight = weight.to(pred.dtype)
+    reduce = reduction != 'none'
+    out = _FusedRegressionLoss.apply(pred, target, weight, FUSED_KINDS[kind], float(beta),
+                                     float(alpha), float(gamma), reduce)
+    if not reduce:
+        return out
+    if avg_factor is not None:
+        return out / (avg_factor + AVG_FACTOR_EPS)
+    if reduction == 'sum':
+        return out
+    # numel is known on the host: no synchronisation, and an empty loss gives 0, not 0/0.
+    return out / max(pred.numel(), 1)
+
