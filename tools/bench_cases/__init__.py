@@ -41,6 +41,22 @@ def discover() -> Dict[str, BenchCase]:
     return cases
 
 
+def ours(name: str, **kwargs) -> Callable[[], torch.nn.Module]:
+    """A builder of our loss class ``name`` with ``kwargs``."""
+    def build():
+        import mmdet_losses
+        return getattr(mmdet_losses, name)(**kwargs)
+    return build
+
+
+def mmdet(name: str, **kwargs) -> Callable[[], torch.nn.Module]:
+    """A builder of mmdet's loss class ``name`` with ``kwargs``: the reference."""
+    def build():
+        from mmdet.models import losses
+        return getattr(losses, name)(**kwargs)
+    return build
+
+
 def leaf(x: torch.Tensor) -> torch.Tensor:
     """A leaf tensor that requires grad, for the prediction argument."""
     return x.detach().requires_grad_(True)

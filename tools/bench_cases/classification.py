@@ -4,23 +4,9 @@ avg_factor, as RetinaNet calls it; on CPU mmdet then takes its one-hot py_sigmoi
 path."""
 import torch
 
-from . import BenchCase, leaf
+from . import BenchCase, leaf, mmdet, ours
 
 NUM_CLASSES = 80
-
-
-def _mmdet(name, **kwargs):
-    def build():
-        from mmdet.models import losses
-        return getattr(losses, name)(**kwargs)
-    return build
-
-
-def _ours(name, **kwargs):
-    def build():
-        import mmdet_losses
-        return getattr(mmdet_losses, name)(**kwargs)
-    return build
 
 
 def _anchors(size, device, dtype):
@@ -61,22 +47,22 @@ def _rois(size, device, dtype):
 
 
 CASES = [
-    BenchCase('FocalLoss', _ours('FocalLoss', use_sigmoid=True, gamma=2.0, alpha=0.25),
-              _anchors, (100_000,), reference=_mmdet('FocalLoss', use_sigmoid=True, gamma=2.0,
+    BenchCase('FocalLoss', ours('FocalLoss', use_sigmoid=True, gamma=2.0, alpha=0.25),
+              _anchors, (100_000,), reference=mmdet('FocalLoss', use_sigmoid=True, gamma=2.0,
                                                      alpha=0.25),
               reference_name='mmdet.FocalLoss', unit='anchors x 80 classes'),
-    BenchCase('VarifocalLoss', _ours('VarifocalLoss', use_sigmoid=True), _iou_targets,
-              (100_000,), reference=_mmdet('VarifocalLoss', use_sigmoid=True),
+    BenchCase('VarifocalLoss', ours('VarifocalLoss', use_sigmoid=True), _iou_targets,
+              (100_000,), reference=mmdet('VarifocalLoss', use_sigmoid=True),
               reference_name='mmdet.VarifocalLoss', unit='anchors x 80 classes'),
-    BenchCase('QualityFocalLoss', _ours('QualityFocalLoss', use_sigmoid=True),
+    BenchCase('QualityFocalLoss', ours('QualityFocalLoss', use_sigmoid=True),
               _quality_targets, (100_000,),
-              reference=_mmdet('QualityFocalLoss', use_sigmoid=True),
+              reference=mmdet('QualityFocalLoss', use_sigmoid=True),
               reference_name='mmdet.QualityFocalLoss', unit='anchors x 80 classes'),
-    BenchCase('CrossEntropyLoss', _ours('CrossEntropyLoss'), _rois, (100_000,),
-              reference=_mmdet('CrossEntropyLoss'), reference_name='mmdet.CrossEntropyLoss',
+    BenchCase('CrossEntropyLoss', ours('CrossEntropyLoss'), _rois, (100_000,),
+              reference=mmdet('CrossEntropyLoss'), reference_name='mmdet.CrossEntropyLoss',
               unit='RoIs x 81 classes'),
-    BenchCase('BinaryCrossEntropyLoss', _ours('BinaryCrossEntropyLoss'), _anchors,
-              (100_000,), reference=_mmdet('CrossEntropyLoss', use_sigmoid=True),
+    BenchCase('BinaryCrossEntropyLoss', ours('BinaryCrossEntropyLoss'), _anchors,
+              (100_000,), reference=mmdet('CrossEntropyLoss', use_sigmoid=True),
               reference_name='mmdet.CrossEntropyLoss(use_sigmoid)',
               unit='anchors x 80 classes'),
 ]

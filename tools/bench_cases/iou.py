@@ -3,21 +3,7 @@ mmdet's heads with ``reg_decoded_bbox=True`` pass them: pred (N, 4) requiring gr
 (N, 4), a per-box weight (N,) and an ``avg_factor``."""
 import torch
 
-from . import BenchCase, leaf
-
-
-def _mmdet(name, **kwargs):
-    def build():
-        from mmdet.models import losses
-        return getattr(losses, name)(**kwargs)
-    return build
-
-
-def _ours(name, **kwargs):
-    def build():
-        import mmdet_losses
-        return getattr(mmdet_losses, name)(**kwargs)
-    return build
+from . import BenchCase, leaf, mmdet, ours
 
 
 def _random_boxes(n, gen):
@@ -50,8 +36,8 @@ _PAIRS = [
 ]
 
 CASES = [
-    BenchCase(name, _ours(name, **ours_kw), _box_pairs, (1_000_000,),
-              reference=_mmdet(name, **ref_kw), reference_name=f'mmdet.{name}',
+    BenchCase(name, ours(name, **ours_kw), _box_pairs, (1_000_000,),
+              reference=mmdet(name, **ref_kw), reference_name=f'mmdet.{name}',
               unit='box pairs')
     for name, ours_kw, ref_kw in _PAIRS
 ]

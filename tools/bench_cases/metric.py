@@ -4,24 +4,10 @@ The size is the batch of embeddings N, of dimension 256 (a ReID head's width), i
 of 4 samples (PK sampling)."""
 import torch
 
-from . import BenchCase, leaf
+from . import BenchCase, leaf, mmdet, ours
 
 FEAT_DIM = 256
 PER_CLASS = 4
-
-
-def _mmdet(name, **kwargs):
-    def build():
-        from mmdet.models import losses
-        return getattr(losses, name)(**kwargs)
-    return build
-
-
-def _ours(name, **kwargs):
-    def build():
-        import mmdet_losses
-        return getattr(mmdet_losses, name)(**kwargs)
-    return build
 
 
 def _embeddings(size, device, dtype):
@@ -33,14 +19,14 @@ def _embeddings(size, device, dtype):
 
 CASES = [
     # mmdet's loop takes tens of seconds per run at N=1024: ask for it with --sizes
-    BenchCase('TripletLoss', _ours('TripletLoss', margin=0.3), _embeddings, (64, 256),
-              reference=_mmdet('TripletLoss', margin=0.3), reference_name='mmdet.TripletLoss',
+    BenchCase('TripletLoss', ours('TripletLoss', margin=0.3), _embeddings, (64, 256),
+              reference=mmdet('TripletLoss', margin=0.3), reference_name='mmdet.TripletLoss',
               unit='embeddings'),
-    BenchCase('TripletLoss-batch_all', _ours('TripletLoss', margin=0.3, mining='batch_all'),
+    BenchCase('TripletLoss-batch_all', ours('TripletLoss', margin=0.3, mining='batch_all'),
               _embeddings, (64, 256), unit='embeddings'),
-    BenchCase('ContrastiveLoss', _ours('ContrastiveLoss', margin=1.0), _embeddings,
+    BenchCase('ContrastiveLoss', ours('ContrastiveLoss', margin=1.0), _embeddings,
               (64, 256, 1024), unit='embeddings'),
-    BenchCase('CenterLoss', _ours('CenterLoss', num_classes=1024 // PER_CLASS,
+    BenchCase('CenterLoss', ours('CenterLoss', num_classes=1024 // PER_CLASS,
                                   feat_dim=FEAT_DIM), _embeddings, (64, 256, 1024),
               unit='embeddings'),
 ]

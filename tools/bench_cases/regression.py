@@ -1,21 +1,7 @@
 """Regression losses against mmdet's classes of the same name."""
 import torch
 
-from . import BenchCase, leaf
-
-
-def _mmdet(name, **kwargs):
-    def build():
-        from mmdet.models import losses
-        return getattr(losses, name)(**kwargs)
-    return build
-
-
-def _ours(name, **kwargs):
-    def build():
-        import mmdet_losses
-        return getattr(mmdet_losses, name)(**kwargs)
-    return build
+from . import BenchCase, leaf, mmdet, ours
 
 
 def _pred_target(size, device, dtype):
@@ -27,8 +13,8 @@ def _pred_target(size, device, dtype):
 
 
 CASES = [
-    BenchCase(name, _ours(name, **kw), _pred_target, (100_000, 1_000_000),
-              reference=_mmdet(name, **kw), reference_name=f'mmdet.{name}')
+    BenchCase(name, ours(name, **kw), _pred_target, (100_000, 1_000_000),
+              reference=mmdet(name, **kw), reference_name=f'mmdet.{name}')
     for name, kw in [('L1Loss', {}), ('MSELoss', {}), ('SmoothL1Loss', dict(beta=1.0 / 9)),
                      ('BalancedL1Loss', {})]
-] + [BenchCase('RMSELoss', _ours('RMSELoss'), _pred_target, (100_000, 1_000_000))]
+] + [BenchCase('RMSELoss', ours('RMSELoss'), _pred_target, (100_000, 1_000_000))]
