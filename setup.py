@@ -4,6 +4,7 @@ every folder ``mmdet_losses/ops/csrc/<name>/`` becomes a C++ extension
 or with ``MMDET_LOSSES_NO_EXT=1``, nothing is compiled and the pure-PyTorch paths are used."""
 import glob
 import os
+import shutil
 
 from setuptools import find_packages, setup
 
@@ -17,6 +18,19 @@ def extensions():
         from torch.utils.cpp_extension import BuildExtension, CppExtension
     except ImportError:
         return {}, []
+    class InPlaceSafeBuildExtension(BuildExtension):
+        """``build_ext --inplace`` that replaces a built library (a new file, renamed over the
+        old one) instead of writing into it: a process that has the old one loaded keeps
+        running instead of crashing."""
+
+        def copy_file(self, src, dst, *args, **kwargs):
+            if not dst.endswith('.so'):
+                return super().copy_file(src, dst, *args, **kwargs)
+            partial = dst + '.partial'
+            shutil.copy2(src, partial)
+            os.replace(partial, dst)
+            return dst, 1
+
     modules = []
     for folder in sorted(glob.glob(os.path.join(HERE, 'mmdet_losses', 'ops', 'csrc', '*', ''))):
         name = os.path.basename(os.path.dirname(folder))
@@ -25,7 +39,7 @@ def extensions():
             modules.append(CppExtension(
                 f'mmdet_losses.ops._{name}', sources,
                 extra_compile_args=['-O3', '-fopenmp'], extra_link_args=['-fopenmp']))
-    return {'build_ext': BuildExtension}, modules
+    return {'build_ext': InPlaceSafeBuildExtension}, modules
 
 
 cmdclass, ext_modules = extensions()

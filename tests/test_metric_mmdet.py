@@ -87,17 +87,10 @@ def test_reid_config_snippet_of_the_docs_builds_and_computes(linear_reid_head, t
     (without the mmpretrain classifier loss, which needs mmpretrain) computes our loss."""
     import os.path as osp
     import re
-    import sys
 
     from mmengine.config import Config
     from mmdet.registry import MODELS
     root = osp.dirname(osp.dirname(osp.abspath(__file__)))
-    sys.path.insert(0, osp.join(root, 'tools'))
-    try:
-        from mm_compat import patch_mmengine
-    finally:
-        sys.path.pop(0)
-    patch_mmengine()  # 'mmdet::' bases without pkg_resources
     with open(osp.join(root, 'docs', 'losses', 'metric.md')) as f:
         blocks = re.findall(r'```python\n(.*?)```', f.read(), re.S)
     snippet = next(b for b in blocks if "_base_ = 'mmdet::reid/" in b)

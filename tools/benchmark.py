@@ -150,8 +150,8 @@ def main(argv=None):
     print(f'\ndevice: {device} ({torch.get_num_threads()} threads), dtype: {opts.dtype}, '
           f'torch {torch.__version__}, median of {opts.repeats} interleaved runs, '
           f'forward+backward')
-    header = (f'| loss | size | ours ms | reference | ref ms | speed-up | ours peak | '
-              f'ref peak | memory ratio |')
+    header = ('| loss | size | ours ms | reference | ref ms | speed-up | ours peak | '
+              'ref peak | memory ratio |')
     print(header)
     print('|' + '---|' * 9)
     for case, size, res in rows:
