@@ -488,7 +488,8 @@ def test_module_equals_functional_and_reference(name, params, fn, ref):
                                torch.tensor(1.5 * ref(x, LABELS), dtype=torch.float64))
     torch.testing.assert_close(module(x, LABELS, reduction_override='none'),
                                1.5 * fn(x, LABELS, reduction='none'))
-    built = mmdet_losses.MODELS.build(dict(type=name, loss_weight=1.5, **params))
+    built = mmdet_losses.MODELS.build(
+        dict(type=f'mmdet_losses.{name}', loss_weight=1.5, **params))
     torch.testing.assert_close(built(x, LABELS), module(x, LABELS))
 
 

@@ -25,13 +25,14 @@ TIMEOUT_S = 60  # a hung collective fails the test instead of the suite
 LABELS = torch.tensor([0, 1, 2, 0, 1, 2, 0, 1])
 
 CONFIGS = {
-    'triplet_hard': dict(type='TripletLoss', margin=0.3, gather_distributed=True),
-    'triplet_all_soft': dict(type='TripletLoss', margin=0.3, mining='batch_all',
+    'triplet_hard': dict(type='mmdet_losses.TripletLoss', margin=0.3, gather_distributed=True),
+    'triplet_all_soft': dict(type='mmdet_losses.TripletLoss', margin=0.3, mining='batch_all',
                              soft_margin=True, gather_distributed=True),
-    'contrastive': dict(type='ContrastiveLoss', margin=1.0, gather_distributed=True),
-    'center': dict(type='CenterLoss', num_classes=3, feat_dim=4),
+    'contrastive': dict(type='mmdet_losses.ContrastiveLoss', margin=1.0,
+                        gather_distributed=True),
+    'center': dict(type='mmdet_losses.CenterLoss', num_classes=3, feat_dim=4),
     # the control: mining within each rank's half is not the whole batch's
-    'triplet_local': dict(type='TripletLoss', margin=0.3),
+    'triplet_local': dict(type='mmdet_losses.TripletLoss', margin=0.3),
 }
 
 

@@ -80,7 +80,7 @@ def build_loss(curve: Curve) -> torch.nn.Module:
     """The package's loss module named ``curve.loss``, as a config would build it."""
     if not hasattr(mmdet_losses, curve.loss):
         raise MissingLoss(f'mmdet_losses has no {curve.loss} (yet)')
-    return mmdet_losses.MODELS.build(dict(type=curve.loss, **curve.params))
+    return mmdet_losses.MODELS.build(dict(type=f'mmdet_losses.{curve.loss}', **curve.params))
 
 
 def sweep(curve: Curve, x: np.ndarray, make_inputs: MakeInputs) -> Series:

@@ -13,10 +13,11 @@ import os.path as osp
 import sys
 
 import torch
-from mmengine.config import Config, DictAction
+from mmengine.config import DictAction
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
-from train import build_runner, prepare_data, setup_distributed_cpu  # noqa: E402
+from train import (build_runner, finish_distributed, load_config,  # noqa: E402
+                   prepare_data, setup_distributed_cpu)
 
 
 def parse_args(argv=None):
@@ -36,14 +37,7 @@ def parse_args(argv=None):
 
 
 def build_config(args):
-    cfg = Config.fromfile(args.config)
-    cfg.launcher = args.launcher
-    if args.cfg_options is not None:
-        cfg.merge_from_dict(args.cfg_options)
-    if args.work_dir is not None:
-        cfg.work_dir = args.work_dir
-    elif cfg.get('work_dir') is None:
-        cfg.work_dir = osp.join('work_dirs', osp.splitext(osp.basename(args.config))[0])
+    cfg = load_config(args)
     cfg.load_from = args.checkpoint
     cfg.resume = False
     setup_distributed_cpu(cfg, args.launcher)
@@ -69,7 +63,9 @@ def run_test(cfg):
 
 
 def main(argv=None):
-    return run_test(build_config(parse_args(argv)))
+    metrics = run_test(build_config(parse_args(argv)))
+    finish_distributed()
+    return metrics
 
 
 if __name__ == '__main__':

@@ -106,7 +106,9 @@ def setup_distributed_cpu(cfg, launcher):
             find_unused_parameters=cfg.get('find_unused_parameters', False))
 
 
-def build_config(args):
+def load_config(args):
+    """The config with the options train.py and test.py share (--launcher, --cfg-options,
+    --work-dir: by default work_dirs/<config name>)."""
     cfg = Config.fromfile(args.config)
     cfg.launcher = args.launcher
     if args.cfg_options is not None:
@@ -115,6 +117,11 @@ def build_config(args):
         cfg.work_dir = args.work_dir
     elif cfg.get('work_dir') is None:
         cfg.work_dir = osp.join('work_dirs', osp.splitext(osp.basename(args.config))[0])
+    return cfg
+
+
+def build_config(args):
+    cfg = load_config(args)
 
     if args.amp:
         wrapper_type = cfg.optim_wrapper.get('type', 'OptimWrapper')
@@ -161,8 +168,18 @@ def run_train(cfg):
     return runner
 
 
+def finish_distributed():
+    """Tear the process group down before exit: a gloo group left to the interpreter's exit
+    can abort a rank ('terminate called without an active exception') after a finished run."""
+    if torch.distributed.is_initialized():
+        torch.distributed.barrier()
+        torch.distributed.destroy_process_group()
+
+
 def main(argv=None):
-    return run_train(build_config(parse_args(argv)))
+    runner = run_train(build_config(parse_args(argv)))
+    finish_distributed()
+    return runner
 
 
 if __name__ == '__main__':
