@@ -12,12 +12,11 @@ import os
 import os.path as osp
 import sys
 
-import torch
 from mmengine.config import DictAction
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
-from train import (build_runner, finish_distributed, load_config,  # noqa: E402
-                   prepare_data, setup_distributed_cpu)
+from train import (finish_distributed, load_config, prepare_runner,  # noqa: E402
+                   setup_distributed_cpu)
 
 
 def parse_args(argv=None):
@@ -46,11 +45,7 @@ def build_config(args):
 
 def run_test(cfg):
     """Build the runner, evaluate, print the metrics and write them to work_dir/metrics.json."""
-    if int(os.environ.get('RANK', '0')) == 0:
-        prepare_data(cfg)
-    if torch.distributed.is_initialized():
-        torch.distributed.barrier()
-    runner = build_runner(cfg)
+    runner = prepare_runner(cfg)
     metrics = runner.test()
     if runner.rank == 0:
         metrics = {k: float(v) if isinstance(v, (int, float)) else v for k, v in metrics.items()}

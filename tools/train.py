@@ -157,13 +157,17 @@ def build_runner(cfg):
     return Runner.from_cfg(cfg)
 
 
-def run_train(cfg):
-    """Generate the data if needed (rank 0; the others wait), build the runner and train."""
+def prepare_runner(cfg):
+    """Generate the data if needed (rank 0; the others wait), then build the runner."""
     if int(os.environ.get('RANK', '0')) == 0:
         prepare_data(cfg)
     if torch.distributed.is_initialized():
         torch.distributed.barrier()
-    runner = build_runner(cfg)
+    return build_runner(cfg)
+
+
+def run_train(cfg):
+    runner = prepare_runner(cfg)
     runner.train()
     return runner
 
