@@ -33,11 +33,36 @@ def reduce_loss(loss: Tensor, reduction: str = 'mean') -> Tensor:
     check_reduction(reduction)
     if reduction == 'none':
         return loss
-    total = loss.sum()
+    return reduce_weighted_sum(loss.sum(), loss.numel(), reduction)
+
+
+def reduce_weighted_sum(total: Tensor, numel: int, reduction: str = 'mean',
+                        avg_factor: Optional[Union[Number, Tensor]] = None) -> Tensor:
+    """Finish a 'mean' or 'sum' reduction from the weighted sum ``total`` of ``numel``
+    element-wise losses: what :func:`weight_reduce_loss` does after summing, and what the fused
+    kernels, which produce the sum without the element-wise loss, call directly.
+
+    'sum' is ``total`` (refused with ``avg_factor``); 'mean' is ``total / (avg_factor + eps)``
+    or, without ``avg_factor``, ``total / numel`` (0 for ``numel = 0``, not 0/0).
+
+    Example:
+        >>> reduce_weighted_sum(torch.tensor(6.0), 3)
+        tensor(2.)
+    """
+    check_reduction(reduction)
+    if reduction == 'none':
+        raise ValueError("reduction must be 'mean' or 'sum' to reduce a summed loss, "
+                         "got 'none'")
+    if avg_factor is not None:
+        check_avg_factor(avg_factor)
+        if reduction == 'sum':
+            raise ValueError("reduction must be 'mean' or 'none' when avg_factor is given, "
+                             "got 'sum'")
+        return total / (avg_factor + AVG_FACTOR_EPS)
     if reduction == 'sum':
         return total
-    # numel is known on the host: no synchronisation, and an empty loss gives 0, not 0/0.
-    return total / max(loss.numel(), 1)
+    # numel is known on the host: no synchronisation.
+    return total / max(numel, 1)
 
 
 def weight_reduce_loss(loss: Tensor,
@@ -73,18 +98,16 @@ def weight_reduce_loss(loss: Tensor,
             raise ValueError(f'weight must broadcast to the loss shape {tuple(loss.shape)}, '
                              f'got {tuple(weight.shape)}')
         loss = loss * weight.to(loss.dtype)
-    if avg_factor is None:
-        return reduce_loss(loss, reduction)
-    _check_avg_factor(avg_factor)
-    if reduction == 'sum':
-        raise ValueError("reduction must be 'mean' or 'none' when avg_factor is given, "
-                         "got 'sum'")
     if reduction == 'none':
+        if avg_factor is not None:
+            check_avg_factor(avg_factor)
         return loss
-    return loss.sum() / (avg_factor + AVG_FACTOR_EPS)
+    return reduce_weighted_sum(loss.sum(), loss.numel(), reduction, avg_factor)
 
 
-def _check_avg_factor(avg_factor) -> None:
+def check_avg_factor(avg_factor) -> None:
+    """Raise unless ``avg_factor`` is a non-negative number or scalar tensor (the sign of a
+    tensor is read on the CPU only, where it syncs nothing)."""
     if isinstance(avg_factor, Tensor):
         if avg_factor.numel() != 1:
             raise ValueError(f'avg_factor must be a scalar, got a tensor of shape '

@@ -4,6 +4,7 @@ import torch
 from _helpers import assert_zero_in_graph
 
 from mmdet_losses import reduce_loss, weight_reduce_loss
+from mmdet_losses.reduction import reduce_weighted_sum
 
 
 @pytest.mark.parametrize('reduction,expected', [('none', [1.0, 2.0, 6.0]), ('sum', 9.0),
@@ -84,3 +85,25 @@ def test_empty_mean_without_weight_differs_from_nan():
 def test_bad_arguments_are_named(call, error, match):
     with pytest.raises(error, match=match):
         call()
+
+
+@pytest.mark.parametrize('reduction,avg_factor', [('mean', None), ('sum', None), ('mean', 4.0),
+                                                  ('mean', 0)])
+def test_reduce_weighted_sum_finishes_weight_reduce_loss(reduction, avg_factor):
+    """What the fused kernels call with the sum they computed equals reducing the loss."""
+    loss = torch.tensor([[1.0, 2.0], [3.0, 6.0]])
+    weight = torch.tensor([[1.0, 0.5], [0.0, 2.0]])
+    total = (loss * weight).sum()
+    torch.testing.assert_close(reduce_weighted_sum(total, loss.numel(), reduction, avg_factor),
+                               weight_reduce_loss(loss, weight, reduction, avg_factor))
+
+
+def test_reduce_weighted_sum_hand_values_and_errors():
+    assert float(reduce_weighted_sum(torch.tensor(14.0), 4)) == 3.5
+    assert float(reduce_weighted_sum(torch.tensor(0.0), 0)) == 0.0  # empty: 0, not 0/0
+    with pytest.raises(ValueError, match="got 'none'"):
+        reduce_weighted_sum(torch.tensor(1.0), 1, 'none')
+    with pytest.raises(ValueError, match="'sum'"):
+        reduce_weighted_sum(torch.tensor(1.0), 1, 'sum', 2.0)
+    with pytest.raises(ValueError, match=r'avg_factor must be >= 0, got -1'):
+        reduce_weighted_sum(torch.tensor(1.0), 1, 'mean', -1)

@@ -16,7 +16,7 @@ from typing import Optional
 import torch
 from torch import Tensor
 
-from ..reduction import weight_reduce_loss
+from ..reduction import reduce_weighted_sum, weight_reduce_loss
 from ..validation import check_reduction
 from ._ext import load_extension
 
@@ -72,8 +72,7 @@ def sigmoid_focal_loss_index(pred: Tensor, labels: Tensor, weight: Optional[Tens
     weighted and reduced with :func:`weight_reduce_loss`'s semantics.
 
     The kernel returns the weighted sum itself (reducing on the fly is what saves the (N, C)
-    buffer), so only the final division happens here: by ``avg_factor + eps`` through
-    :func:`weight_reduce_loss` (which also validates it), or by the element count for 'mean'.
+    buffer), so only the final division happens here, by :func:`reduce_weighted_sum`.
     """
     check_reduction(reduction)
     pred = pred.contiguous()
@@ -84,6 +83,4 @@ def sigmoid_focal_loss_index(pred: Tensor, labels: Tensor, weight: Optional[Tens
         loss = _FocalIndex.apply(pred, labels, weight, gamma, alpha, False)
         return weight_reduce_loss(loss, None, 'none', avg_factor)
     total = _FocalIndex.apply(pred, labels, weight, gamma, alpha, True)
-    if avg_factor is not None:
-        return weight_reduce_loss(total, None, reduction, avg_factor)
-    return total if reduction == 'sum' else total / max(pred.numel(), 1)
+    return reduce_weighted_sum(total, pred.numel(), reduction, avg_factor)

@@ -5,7 +5,7 @@ reduction, avg_factor)`` with one C++ pass forward and one backward, both spread
 intra-op threads with ``at::parallel_for``. For 'mean' and 'sum' the forward produces only the
 weighted sum (in double, per fixed block, added in order: the result does not depend on the
 number of threads) and never the element-wise loss; the division by the element count or by
-``avg_factor + eps`` is the PyTorch expression of :mod:`mmdet_losses.reduction`. The forward
+``avg_factor + eps`` is :func:`mmdet_losses.reduction.reduce_weighted_sum`. The forward
 saves only its inputs; the backward recomputes the residual and writes the gradient of pred
 (and its negative for target) in one pass. The extension ``mmdet_losses.ops._regression`` is
 compiled when the package is built (``setup.py``), never at run time; the maths is that of
@@ -18,7 +18,7 @@ import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
-from ..reduction import AVG_FACTOR_EPS, _check_avg_factor
+from ..reduction import check_avg_factor, reduce_weighted_sum
 from ..validation import check_reduction
 from ._ext import load_extension
 
@@ -124,7 +124,7 @@ def fused_regression_loss(kind: str, pred: Tensor, target: Tensor,
         return None
     check_reduction(reduction)
     if avg_factor is not None:
-        _check_avg_factor(avg_factor)
+        check_avg_factor(avg_factor)
         if reduction == 'sum':
             return None  # refused by weight_reduce_loss, with its message
     if weight is not None:
@@ -134,10 +134,5 @@ def fused_regression_loss(kind: str, pred: Tensor, target: Tensor,
                                      float(alpha), float(gamma), reduce)
     if not reduce:
         return out
-    if avg_factor is not None:
-        return out / (avg_factor + AVG_FACTOR_EPS)
-    if reduction == 'sum':
-        return out
-    # numel is known on the host: no synchronisation, and an empty loss gives 0, not 0/0.
-    return out / max(pred.numel(), 1)
+    return reduce_weighted_sum(out, pred.numel(), reduction, avg_factor)
 
