@@ -64,3 +64,26 @@ def upcast(*tensors: Tensor) -> Sequence[Tensor]:
     """Return the tensors in :func:`compute_dtype` (half precision is computed in float32)."""
     dtype = compute_dtype(*tensors)
     return tuple(t.to(dtype) for t in tensors)
+
+
+def check_labels(labels: Tensor, high: Optional[int], *, name: str = 'target',
+                 ignore_index: Optional[int] = None) -> Tensor:
+    """Raise unless ``labels`` is an integer tensor of class indices in ``[0, high]`` (or equal
+    to ``ignore_index``; ``high=None``: any value).
+
+    The value check runs on CPU tensors only: reading an accelerator tensor's values would force
+    a host synchronisation."""
+    check_tensor(name, labels)
+    if labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool:
+        raise TypeError(f'{name} must be an integer tensor of class indices, got dtype '
+                        f'{labels.dtype}')
+    if high is not None and labels.device.type == 'cpu' and labels.numel() > 0:
+        valid = (labels >= 0) & (labels <= high)
+        if ignore_index is not None:
+            valid |= labels == ignore_index
+        if not bool(valid.all()):
+            bad = labels[~valid][0]
+            extra = '' if ignore_index is None else f' or ignore_index={ignore_index}'
+            raise ValueError(f'{name} must hold class indices in [0, {high}]{extra}, '
+                             f'got {int(bad)}')
+    return labels

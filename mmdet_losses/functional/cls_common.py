@@ -9,7 +9,7 @@ from typing import Optional, Tuple
 import torch
 from torch import Tensor
 
-from ..validation import check_tensor
+from ..validation import check_labels, check_tensor  # noqa: F401 (used by cls_*)
 
 __all__ = []
 
@@ -35,26 +35,6 @@ def is_index_target(pred: Tensor, target: Tensor) -> bool:
     raise ValueError(f'target must have the shape of pred {tuple(pred.shape)} (one-hot or soft '
                      f'targets) or {tuple(pred.shape[:1] + pred.shape[2:])} (class indices), '
                      f'got {tuple(target.shape)}')
-
-
-def check_labels(labels: Tensor, high: int, *, name: str = 'target',
-                 ignore_index: Optional[int] = None) -> Tensor:
-    """Raise unless ``labels`` are integers in ``[0, high]`` (or equal to ``ignore_index``).
-
-    The value check runs on CPU tensors only (see the module docstring)."""
-    if labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool:
-        raise TypeError(f'{name} must be an integer tensor of class indices, got dtype '
-                        f'{labels.dtype}')
-    if labels.device.type == 'cpu' and labels.numel() > 0:
-        valid = (labels >= 0) & (labels <= high)
-        if ignore_index is not None:
-            valid |= labels == ignore_index
-        if not bool(valid.all()):
-            bad = labels[~valid][0]
-            extra = '' if ignore_index is None else f' or ignore_index={ignore_index}'
-            raise ValueError(f'{name} must hold class indices in [0, {high}]{extra}, '
-                             f'got {int(bad)}')
-    return labels
 
 
 def check_class_vector(name: str, value, num_classes: int, like: Tensor) -> Optional[Tensor]:

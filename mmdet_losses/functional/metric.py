@@ -12,8 +12,8 @@ import torch.nn.functional as nnF
 from torch import Tensor
 
 from ..reduction import weight_reduce_loss
-from ..validation import (check_choice, check_number, check_same_shape, check_tensor,
-                          compute_dtype, upcast)
+from ..validation import (check_choice, check_labels, check_number, check_same_shape,
+                          check_tensor, compute_dtype, upcast)
 from .regression import safe_sqrt
 
 __all__ = ['pairwise_distances', 'triplet_margin_loss', 'triplet_loss', 'contrastive_loss',
@@ -33,17 +33,11 @@ def _check_embeddings(name: str, x) -> Tensor:
 
 
 def _check_labels(name: str, labels, num: int, num_classes: Optional[int] = None) -> Tensor:
-    """Integer labels of shape (num,). The range is only checked for CPU labels: reading the
-    values of an accelerator tensor would force a host synchronisation."""
-    check_tensor(name, labels)
-    if labels.is_floating_point() or labels.is_complex():
-        raise TypeError(f'{name} must be an integer tensor, got dtype {labels.dtype}')
+    """Integer labels of shape (num,), in [0, num_classes) when that is given (checked for CPU
+    labels only, see :func:`mmdet_losses.validation.check_labels`)."""
+    check_labels(labels, None if num_classes is None else num_classes - 1, name=name)
     if labels.shape != (num,):
         raise ValueError(f'{name} must have shape ({num},), got {tuple(labels.shape)}')
-    if num_classes is not None and labels.device.type == 'cpu' and labels.numel() \
-            and not bool(((labels >= 0) & (labels < num_classes)).all()):
-        raise ValueError(f'{name} must be in [0, {num_classes - 1}], got values in '
-                         f'[{int(labels.min())}, {int(labels.max())}]')
     return labels
 
 
