@@ -23,7 +23,7 @@ from ..boxes import BOX_FORMATS, BoxPair, check_boxes, box_convert
 from ..reduction import weight_reduce_loss
 from ..validation import (check_choice, check_number, check_same_shape, check_tensor,
                           compute_dtype)
-from .regression import safe_sqrt
+from .safe_math import safe_pow, safe_sqrt
 
 # Returns None where no kernel applies (not built, not on the CPU, ...): the plain path runs.
 from ..ops.iou_kernels import fused_iou_loss
@@ -94,13 +94,6 @@ def _check_eps(eps) -> float:
 
 def _check_gate(iou_gate) -> Optional[float]:
     return None if iou_gate is None else check_number('iou_gate', iou_gate, low=0.0, high=1.0)
-
-
-def _safe_pow(x: Tensor, power: float) -> Tensor:
-    """``x ** power`` for x > 0 and 0 elsewhere, with a zero (not infinite) gradient at 0."""
-    positive = x > 0
-    return torch.where(positive, torch.where(positive, x, torch.ones_like(x)).pow(power),
-                       torch.zeros_like(x))
 
 
 # -------------------------------------------------------- IoU, GIoU, DIoU, CIoU (fused)
@@ -441,15 +434,15 @@ def alpha_iou_loss(pred: Tensor, target: Tensor, weight: Optional[Tensor] = None
     eps = _check_eps(eps)
 
     def element(pair):
-        loss = 1 - _safe_pow(pair.iou(eps), alpha)
+        loss = 1 - safe_pow(pair.iou(eps), alpha)
         if base == 'giou':
             enclose = (pair.enclose_w * pair.enclose_h).clamp(min=eps)
-            loss = loss + _safe_pow((enclose - pair.union.clamp(min=eps)) / enclose, alpha)
+            loss = loss + safe_pow((enclose - pair.union.clamp(min=eps)) / enclose, alpha)
         elif base in ('diou', 'ciou'):
-            loss = loss + _safe_pow(pair.distance_ratio(eps), alpha)
+            loss = loss + safe_pow(pair.distance_ratio(eps), alpha)
         if base == 'ciou':
             v = pair.aspect_v()
-            loss = loss + _safe_pow(pair.ciou_alpha(v, eps, None) * v, alpha)
+            loss = loss + safe_pow(pair.ciou_alpha(v, eps, None) * v, alpha)
         return loss
     return _box_loss(element, pred, target, weight, reduction, avg_factor, box_format)
 

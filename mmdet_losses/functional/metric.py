@@ -14,7 +14,7 @@ from torch import Tensor
 from ..reduction import weight_reduce_loss
 from ..validation import (check_choice, check_labels, check_number, check_same_shape,
                           check_tensor, compute_dtype, upcast)
-from .regression import safe_sqrt
+from .safe_math import safe_sqrt
 
 __all__ = ['pairwise_distances', 'triplet_margin_loss', 'triplet_loss', 'contrastive_loss',
            'pairwise_contrastive_loss', 'center_loss']

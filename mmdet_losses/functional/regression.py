@@ -15,6 +15,7 @@ from torch import Tensor
 from ..ops.regression_kernel import fused_regression_loss
 from ..reduction import weight_reduce_loss
 from ..validation import check_number, check_same_shape, check_tensor, upcast
+from .safe_math import safe_sqrt
 
 __all__ = ['l1_loss', 'mse_loss', 'rmse_loss', 'smooth_l1_loss', 'balanced_l1_loss']
 
@@ -52,14 +53,6 @@ def _balanced_l1_elementwise(residual: Tensor, alpha: float, gamma: float,
     inlier = alpha / b * (b * diff + 1) * torch.log1p(b * diff / beta) - alpha * diff
     outlier = gamma * diff + gamma / b - alpha * beta
     return torch.where(diff < beta, inlier, outlier)
-
-
-def safe_sqrt(x: Tensor) -> Tensor:
-    """sqrt(x) for x >= 0 whose gradient at 0 is 0 (the subgradient of |d| at d = 0) instead
-    of inf, which would turn into NaN through the chain rule."""
-    positive = x > 0
-    return torch.where(positive, torch.where(positive, x, torch.ones_like(x)).sqrt(),
-                       torch.zeros_like(x))
 
 
 def l1_loss(pred: Tensor, target: Tensor, weight: Optional[Tensor] = None,
