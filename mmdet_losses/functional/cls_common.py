@@ -9,7 +9,7 @@ from typing import Optional, Tuple
 import torch
 from torch import Tensor
 
-from ..validation import check_labels, check_tensor  # noqa: F401 (used by cls_*)
+from ..validation import check_tensor
 
 __all__ = []
 

@@ -10,8 +10,8 @@ import torch.nn.functional as TF
 from torch import Tensor
 
 from ..reduction import weight_reduce_loss
-from ..validation import check_number, check_same_shape, check_tensor, upcast
-from .cls_common import (check_class_vector, check_labels, check_scores, is_index_target,
+from ..validation import check_labels, check_number, check_same_shape, check_tensor, upcast
+from .cls_common import (check_class_vector, check_scores, is_index_target,
                          per_anchor_weight)
 
 __all__ = ['cross_entropy_loss', 'binary_cross_entropy_loss', 'balanced_cross_entropy_loss',

@@ -13,8 +13,8 @@ from torch import Tensor
 
 from ..ops import focal_kernel
 from ..reduction import weight_reduce_loss
-from ..validation import check_number, check_tensor, upcast
-from .cls_common import (check_class_vector, check_labels, check_scores, is_index_target,
+from ..validation import check_labels, check_number, check_tensor, upcast
+from .cls_common import (check_class_vector, check_scores, is_index_target,
                          per_anchor_weight)
 
 __all__ = ['focal_loss', 'sigmoid_focal_loss', 'softmax_focal_loss', 'varifocal_loss',

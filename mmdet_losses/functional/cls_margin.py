@@ -9,8 +9,9 @@ import torch.nn.functional as TF
 from torch import Tensor
 
 from ..reduction import weight_reduce_loss
-from ..validation import check_choice, check_number, check_tensor, compute_dtype, upcast
-from .cls_common import check_binary_labels, check_labels, check_scores, is_index_target
+from ..validation import (check_choice, check_labels, check_number, check_tensor,
+                          compute_dtype, upcast)
+from .cls_common import check_binary_labels, check_scores, is_index_target
 
 __all__ = ['logistic_loss', 'hinge_loss', 'exponential_loss', 'zero_one_loss']
 
