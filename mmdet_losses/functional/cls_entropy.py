@@ -1,4 +1,5 @@
-"""Cross-entropy losses: softmax, sigmoid (binary), class-balanced, and KL distillation.
+"""Cross-entropy losses: softmax, sigmoid (binary), mask-head, class-balanced, and KL
+distillation.
 
 Half-precision inputs are computed in float32 and the result is returned in the input dtype.
 """
@@ -10,12 +11,13 @@ import torch.nn.functional as TF
 from torch import Tensor
 
 from ..reduction import weight_reduce_loss
-from ..validation import check_labels, check_number, check_same_shape, check_tensor, upcast
+from ..validation import (check_labels, check_number, check_reduction, check_same_shape,
+                          check_tensor, upcast)
 from .cls_common import (check_class_vector, check_scores, is_index_target,
                          per_anchor_weight)
 
-__all__ = ['cross_entropy_loss', 'binary_cross_entropy_loss', 'balanced_cross_entropy_loss',
-           'kl_div_loss']
+__all__ = ['cross_entropy_loss', 'binary_cross_entropy_loss', 'mask_cross_entropy_loss',
+           'balanced_cross_entropy_loss', 'kl_div_loss']
 
 ClassVector = Optional[Union[Sequence[float], Tensor]]
 
@@ -24,7 +26,7 @@ def cross_entropy_loss(pred: Tensor, target: Tensor, weight: Optional[Tensor] = 
                        reduction: str = 'mean', avg_factor=None,
                        class_weight: ClassVector = None, ignore_index: Optional[int] = -100,
                        avg_non_ignore: bool = False, label_smoothing: float = 0.0,
-                       use_sigmoid: bool = False) -> Tensor:
+                       use_sigmoid: bool = False, use_mask: bool = False) -> Tensor:
     """Softmax cross-entropy, ``-class_weight[y] * log softmax(pred)[y]`` per sample.
 
     mmdet's ``CrossEntropyLoss`` semantics: the per-sample loss (0 where ``target`` is
@@ -34,6 +36,10 @@ def cross_entropy_loss(pred: Tensor, target: Tensor, weight: Optional[Tensor] = 
     weights). ``label_smoothing`` is ``torch.nn.functional.cross_entropy``'s.
     ``use_sigmoid=True`` computes :func:`binary_cross_entropy_loss` instead, with
     ``class_weight`` as its ``pos_weight``, exactly as mmdet's ``CrossEntropyLoss`` does.
+    ``use_mask=True`` computes :func:`mask_cross_entropy_loss` instead, and then, as in mmdet's
+    ``CrossEntropyLoss(use_mask=True)``, the third argument (``weight``) is the RoIs' class
+    labels ``label`` (N,), not a weight; ``avg_non_ignore`` has no effect there (no element is
+    ignored) and ``label_smoothing`` must be 0.
 
     Args:
         pred: logits (N, C) or (N, C, d1, ...).
@@ -43,6 +49,7 @@ def cross_entropy_loss(pred: Tensor, target: Tensor, weight: Optional[Tensor] = 
         avg_non_ignore: average over the non-ignored samples only ('mean' without avg_factor).
         label_smoothing: in [0, 1].
         use_sigmoid: compute the binary (sigmoid) cross-entropy, see above.
+        use_mask: compute the mask-head cross-entropy, see above (not with ``use_sigmoid``).
 
     Returns:
         The reduced loss, or with ``reduction='none'`` the per-sample loss of target's shape.
@@ -52,6 +59,10 @@ def cross_entropy_loss(pred: Tensor, target: Tensor, weight: Optional[Tensor] = 
         tensor(0.4100)
     """
     ignore_index = -100 if ignore_index is None else ignore_index
+    if use_mask:
+        check_mask_options(use_sigmoid=use_sigmoid, label_smoothing=label_smoothing)
+        return mask_cross_entropy_loss(pred, target, weight, reduction, avg_factor,
+                                       class_weight=class_weight, ignore_index=ignore_index)
     if use_sigmoid:
         if label_smoothing != 0.0:
             raise ValueError(f'label_smoothing must be 0 with use_sigmoid=True, '
@@ -148,6 +159,110 @@ def binary_cross_entropy_loss(pred: Tensor, target: Tensor, weight: Optional[Ten
         avg_factor = mask.expand_as(loss).sum()
     weight = mask if weight is None else weight.to(logits.dtype) * mask
     return weight_reduce_loss(loss, weight, reduction, avg_factor).to(pred.dtype)
+
+
+def check_mask_options(*, use_sigmoid: bool = False, reduction: str = 'mean',
+                       avg_factor=None, ignore_index: Optional[int] = None,
+                       label_smoothing: float = 0.0) -> None:
+    """Raise a ValueError, naming the argument, for an option that mmdet's mask cross-entropy
+    does not support (mmdet asserts on each): ``use_sigmoid``, a ``reduction`` other than
+    'mean', an ``avg_factor``, an ``ignore_index`` (None, or -100 which means None here and
+    which no valid label equals) and, ours only, ``label_smoothing``."""
+    if use_sigmoid:
+        raise ValueError('use_sigmoid must be False with use_mask=True (mmdet\'s '
+                         'CrossEntropyLoss allows one of the two), got use_sigmoid=True')
+    check_reduction(reduction)
+    if reduction != 'mean':
+        raise ValueError(f"reduction must be 'mean' for the mask cross-entropy (mmdet's "
+                         f"mask_cross_entropy averages over every mask element), got "
+                         f"{reduction!r}")
+    if avg_factor is not None:
+        raise ValueError(f'avg_factor must be None for the mask cross-entropy (mmdet\'s '
+                         f'mask_cross_entropy averages over every mask element), got '
+                         f'{avg_factor!r}')
+    if ignore_index not in (None, -100):
+        raise ValueError(f'ignore_index must be None for the mask cross-entropy (mmdet\'s '
+                         f'mask_cross_entropy ignores nothing), got {ignore_index!r}')
+    if label_smoothing != 0.0:
+        raise ValueError(f'label_smoothing must be 0 with use_mask=True, got {label_smoothing}')
+
+
+def mask_cross_entropy_loss(pred: Tensor, target: Tensor, label: Tensor,
+                            reduction: str = 'mean', avg_factor=None,
+                            class_weight: ClassVector = None,
+                            ignore_index: Optional[int] = None) -> Tensor:
+    """The mask-head binary cross-entropy of mmdet's ``CrossEntropyLoss(use_mask=True)`` (Mask
+    R-CNN's ``loss_mask``): each RoI's mask logits are those of its class's channel, and with
+    x = pred[i, label_i], per mask element::
+
+        l = -w_i * (t log sigmoid(x) + (1 - t) log(1 - sigmoid(x)))
+
+    averaged over all N * H * W elements (``w_i = class_weight[label_i]``, 1 without
+    ``class_weight``). As in mmdet, only ``reduction='mean'`` without ``avg_factor`` and without
+    ``ignore_index`` is supported (anything else is a ValueError naming it), and the result has
+    shape (1,). Unlike mmdet (NaN, the mean of nothing), N = 0 gives a 0 that stays in the
+    autograd graph.
+
+    Shape:
+        pred: (N, C, H, W) mask logits (any trailing dims (N, C, d1, ...)); C = 1 for
+        class-agnostic masks. target: (N, H, W) mask targets in [0, 1] (floating point).
+        label: (N,) integer class index of each RoI, in [0, C - 1] (all 0 when C = 1).
+
+    Args:
+        pred: mask logits, see Shape.
+        target: binary (or soft) masks, see Shape.
+        label: which channel of pred each RoI uses, see Shape.
+        reduction: must be 'mean'.
+        avg_factor: must be None.
+        class_weight: C weights, RoI i weighted by ``class_weight[label_i]``, or a single
+            weight for every element. (mmdet multiplies the (N, H, W) loss by the raw vector,
+            which broadcasts along W: it agrees for a single weight; with C weights ours
+            weights classes where mmdet fails or weights mask columns.)
+        ignore_index: must be None (-100 is accepted as None: no label equals it).
+
+    Returns:
+        The mean loss, shape (1,), in pred's dtype (half precision is computed in float32).
+
+    Example:
+        >>> pred = torch.zeros(2, 3, 2, 2)       # 2 RoIs, 3 classes, 2x2 masks
+        >>> pred[1, 2] = 4.0                     # RoI 1's class-2 mask logits
+        >>> target = torch.ones(2, 2, 2)
+        >>> F.mask_cross_entropy_loss(pred, target, torch.tensor([0, 2]))
+        tensor([0.3556])
+    """
+    check_mask_options(reduction=reduction, avg_factor=avg_factor, ignore_index=ignore_index)
+    check_tensor('pred', pred, floating=True)
+    if pred.dim() < 3:
+        raise ValueError(f'pred must be (N, C, H, W) mask logits (at least 3-D), got shape '
+                         f'{tuple(pred.shape)}')
+    check_tensor('target', target, floating=True)
+    mask_shape = pred.shape[:1] + pred.shape[2:]
+    if target.shape != mask_shape:
+        raise ValueError(f'target must have the shape {tuple(mask_shape)} (pred\'s shape '
+                         f'{tuple(pred.shape)} without C), got {tuple(target.shape)}')
+    if not isinstance(label, Tensor):
+        raise TypeError(f'label must be a torch.Tensor of class indices (N,), the third '
+                        f'argument (mmdet\'s weight position), got {type(label).__name__}')
+    num_rois, num_classes = pred.shape[:2]
+    if label.shape != (num_rois,):
+        raise ValueError(f'label must have the shape ({num_rois},), one class index per RoI, '
+                         f'got {tuple(label.shape)}')
+    check_labels(label, num_classes - 1, name='label')
+    (logits,) = upcast(pred)
+    rows = torch.arange(num_rois, device=pred.device)
+    selected = logits[rows, label.long()]  # (N, H, W): each RoI's own class channel
+    loss = TF.binary_cross_entropy_with_logits(selected, target.to(logits.dtype),
+                                               reduction='none')
+    weight = None
+    if class_weight is not None:
+        vector = torch.as_tensor(class_weight, dtype=logits.dtype, device=logits.device)
+        if vector.dim() != 1 or vector.numel() not in (1, num_classes):
+            raise ValueError(f'class_weight must have one value per class ({num_classes}) or a '
+                             f'single value, got shape {tuple(vector.shape)}')
+        if vector.numel() == num_classes:
+            vector = vector[label.long()].view((num_rois,) + (1,) * (loss.dim() - 1))
+        weight = vector
+    return weight_reduce_loss(loss, weight, 'mean').to(pred.dtype).unsqueeze(0)
 
 
 def _balanced_class_weight(target: Tensor, num_classes: int, like: Tensor, class_counts,

@@ -7,6 +7,7 @@ take ``use_sigmoid=True`` as mmdet's do, and refuse False with a ValueError sayi
 from typing import Optional
 
 from ..functional import classification as F
+from ..functional.cls_entropy import check_mask_options
 from ..registry import MODELS
 from ..validation import check_choice, check_number
 from .base import BaseLoss
@@ -28,14 +29,18 @@ def _require_sigmoid(name: str, use_sigmoid) -> bool:
 
 @MODELS.register_module()
 class CrossEntropyLoss(BaseLoss):
-    """Softmax cross-entropy, or with ``use_sigmoid=True`` the binary (sigmoid) one, with the
-    values of mmdet's ``CrossEntropyLoss`` (see
+    """Softmax cross-entropy, with ``use_sigmoid=True`` the binary (sigmoid) one, with
+    ``use_mask=True`` the mask-head one, with the values of mmdet's ``CrossEntropyLoss`` (see
     :func:`mmdet_losses.functional.cross_entropy_loss`).
 
     Args:
         use_sigmoid: binary cross-entropy with index labels expanded (label C background);
             ``class_weight`` is then the positive weight, as in mmdet.
-        use_mask: mmdet's mask-head variant; not provided here (a ValueError).
+        use_mask: mmdet's mask-head variant (``loss_mask`` of Mask R-CNN's ``FCNMaskHead``),
+            called as ``loss(mask_preds (N, C, H, W), mask_targets (N, H, W), labels (N,))``:
+            the third argument is each RoI's class, choosing its channel of the logits (see
+            :func:`mmdet_losses.functional.mask_cross_entropy_loss`). As in mmdet: not with
+            ``use_sigmoid``, only reduction 'mean', no ``avg_factor``, no ``ignore_index``.
         class_weight: one weight per class.
         ignore_index: label of ignored samples (None: -100); a call may override it.
         avg_non_ignore: 'mean' averages over the non-ignored samples only.
@@ -45,6 +50,9 @@ class CrossEntropyLoss(BaseLoss):
         >>> loss = CrossEntropyLoss(loss_weight=2.0)
         >>> loss(torch.tensor([[2.0, 0.0], [0.0, 0.0]]), torch.tensor([0, 1]))
         tensor(0.8201)
+        >>> loss_mask = CrossEntropyLoss(use_mask=True)
+        >>> loss_mask(torch.zeros(2, 3, 4, 4), torch.ones(2, 4, 4), torch.tensor([0, 2]))
+        tensor([0.6931])
     """
 
     def __init__(self, use_sigmoid: bool = False, use_mask: bool = False,
@@ -53,11 +61,10 @@ class CrossEntropyLoss(BaseLoss):
                  reduction: str = 'mean', loss_weight: float = 1.0):
         super().__init__(reduction, loss_weight)
         if use_mask:
-            raise ValueError('use_mask must be False: the mask-head cross-entropy of mmdet is '
-                             'not provided by mmdet_losses (use type="CrossEntropyLoss" from '
-                             'mmdet for loss_mask), got use_mask=True')
+            check_mask_options(use_sigmoid=use_sigmoid, reduction=reduction,
+                               ignore_index=ignore_index, label_smoothing=label_smoothing)
         self.use_sigmoid = bool(use_sigmoid)
-        self.use_mask = False
+        self.use_mask = bool(use_mask)
         self.class_weight = class_weight
         self.ignore_index = -100 if ignore_index is None else int(ignore_index)
         self.avg_non_ignore = bool(avg_non_ignore)
@@ -70,7 +77,7 @@ class CrossEntropyLoss(BaseLoss):
             pred, target, weight, reduction, avg_factor, class_weight=self.class_weight,
             ignore_index=self.ignore_index if ignore_index is None else ignore_index,
             avg_non_ignore=self.avg_non_ignore, label_smoothing=self.label_smoothing,
-            use_sigmoid=self.use_sigmoid, **kwargs)
+            use_sigmoid=self.use_sigmoid, use_mask=self.use_mask, **kwargs)
 
 
 @MODELS.register_module()
