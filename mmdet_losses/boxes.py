@@ -234,11 +234,12 @@ class BoxPair:
     def ciou_alpha(self, v: Tensor, eps: float, iou_gate: Optional[float]) -> Tensor:
         """CIoU's trade-off ``alpha = v / (1 - IoU + v + eps)`` without gradient, 0 where
         IoU <= iou_gate (None: no gate)."""
-        with torch.no_grad():
-            iou = self.iou(eps)
-            alpha = v / ((1 - iou).clamp(min=0) + v + eps)
-            if iou_gate is not None:
-                alpha = torch.where(iou > iou_gate, alpha, torch.zeros_like(alpha))
+        # detach rather than no_grad: under no_grad, the first use of a cached term (inter,
+        # union) would cache it without a gradient for the other terms too
+        iou, v = self.iou(eps).detach(), v.detach()
+        alpha = v / ((1 - iou).clamp(min=0) + v + eps)
+        if iou_gate is not None:
+            alpha = torch.where(iou > iou_gate, alpha, torch.zeros_like(alpha))
         return alpha
 
     def scaled(self, ratio: float) -> 'BoxPair':

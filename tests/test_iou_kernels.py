@@ -6,7 +6,7 @@ import math
 
 import pytest
 import torch
-from _helpers import assert_finite
+from _helpers import adversarial_pairs, assert_finite, random_pairs
 
 import mmdet_losses.functional as F
 from mmdet_losses.boxes import BoxPair
@@ -38,48 +38,6 @@ def plain_loss(pred, target, mode, eps, gate=None):
 
 def _tolerance(dtype):
     return dict(rtol=1e-4, atol=1e-5) if dtype == torch.float32 else dict(rtol=1e-9, atol=1e-11)
-
-
-def random_pairs(n, dtype, seed=0):
-    """Valid boxes and jittered targets: overlapping, disjoint, some above CIoU's gate."""
-    gen = torch.Generator().manual_seed(seed)
-    xy = torch.rand(n, 2, generator=gen) * 50
-    wh = 0.5 + torch.rand(n, 2, generator=gen) * 20
-    pred = torch.cat((xy, xy + wh), 1)
-    jitter = torch.randn(n, 4, generator=gen) * torch.rand(n, 1, generator=gen) * 6
-    target = pred + jitter
-    target = torch.cat((torch.minimum(target[:, :2], target[:, 2:]),
-                        torch.maximum(target[:, :2], target[:, 2:])), 1)
-    return pred.to(dtype), target.to(dtype)
-
-
-def adversarial_pairs(dtype):
-    """Every case of the issue's corpus, with both orders where it matters."""
-    b = [
-        ([0, 0, 4, 4], [0, 0, 4, 4]),          # identical (every min/max a tie)
-        ([1, 1, 1, 5], [0, 0, 4, 4]),          # zero-width pred
-        ([0, 0, 4, 4], [2, 2, 2, 2]),          # point target
-        ([2, 2, 2, 2], [2, 2, 2, 2]),          # identical points
-        ([3, 1, 3, 6], [3, 1, 3, 6]),          # identical zero-width boxes
-        ([1, 1, 5, 1], [1, 0, 5, 0]),          # two zero-height boxes
-        ([4, 4, 0, 0], [0, 0, 4, 4]),          # inverted pred (x2 < x1, y2 < y1)
-        ([4, 0, 0, 4], [0, 0, 4, 4]),          # inverted in x only
-        ([10, 10, -10, -10], [20, 20, 30, 30]),  # inverted, centre outside
-        ([1, 1, 3, 3], [0, 0, 4, 4]),          # nested, same centre
-        ([0, 0, 4, 4], [1, 1, 2, 3]),          # target inside pred
-        ([0, 0, 2, 8], [-3, 3, 5, 5]),         # same centre, crossing
-        ([0, 0, 1, 1], [1000, 1000, 1001, 1001]),  # far apart
-        ([0, 0, 1, 1], [1, 0, 2, 1]),          # sharing an edge
-        ([0, 0, 1, 1], [1, 1, 2, 2]),          # sharing a corner
-        ([1e4, 2e4, 6e4, 5e4], [1.5e4, 1e4, 5.5e4, 6e4]),  # huge
-        ([1e4, 1e4, 1e4 + 1, 1e4 + 1], [6e4, 6e4, 6e4 + 1, 6e4 + 1]),  # huge and far
-        ([0, 0, 1e-3, 1e-3], [5e-4, 5e-4, 1.5e-3, 1.5e-3]),  # tiny
-        ([0, 0, 1e-3, 1e-3], [0, 0, 1e-3, 1e-3]),  # tiny identical
-        ([5, 5, 5 + 1e-3, 5 + 2e-3], [5, 5, 5 + 2e-3, 5 + 1e-3]),  # tiny, same corner
-    ]
-    pred = torch.tensor([p for p, _ in b], dtype=dtype)
-    target = torch.tensor([t for _, t in b], dtype=dtype)
-    return torch.cat((pred, target)), torch.cat((target, pred))
 
 
 def loss_and_grads(fn, pred, target, mode, eps, gate, weight=None, target_grad=True):

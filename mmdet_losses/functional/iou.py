@@ -8,10 +8,11 @@ dtype.
 Every loss is the shared geometry of :class:`mmdet_losses.boxes.BoxPair` (intersection,
 union, enclosing box, ``rho^2``, ``c^2``) plus its own penalty, each a few lines below. Every
 value and gradient is finite for any input boxes: zero-area, inverted, identical, nested,
-far apart, huge or tiny. IoU (mode 'linear'), GIoU, DIoU and CIoU run a fused kernel
-(:func:`mmdet_losses.ops.iou_kernels.fused_iou_loss`) where one applies and otherwise
-:func:`_plain_iou_family_loss`, the reference it is tested against; the exact maths, and where
-eps enters, is in the docstring of :mod:`mmdet_losses.boxes`.
+far apart, huge or tiny. Every loss runs a fused kernel
+(:mod:`mmdet_losses.ops.iou_kernels`) where one applies (float32/float64 on the CPU) and
+otherwise its plain element below, the reference the kernel is tested against; the exact
+maths of IoU, GIoU, DIoU and CIoU, and where eps enters, is in the docstring of
+:mod:`mmdet_losses.boxes`.
 """
 from typing import Callable, Optional, Sequence, Tuple, Union
 
@@ -25,8 +26,8 @@ from ..validation import (check_choice, check_number, check_same_shape, check_te
                           compute_dtype)
 from .safe_math import safe_pow, safe_sqrt
 
-# Returns None where no kernel applies (not built, not on the CPU, ...): the plain path runs.
-from ..ops.iou_kernels import fused_iou_loss
+# Return None where no kernel applies (not built, not on the CPU, ...): the plain path runs.
+from ..ops.iou_kernels import fused_iou_loss, fused_variant_loss
 
 __all__ = ['iou_loss', 'giou_loss', 'diou_loss', 'ciou_loss', 'eiou_loss', 'siou_loss',
            'wiou_loss', 'alpha_iou_loss', 'mpdiou_loss', 'inner_iou_loss', 'focaler_iou_loss',
@@ -81,11 +82,28 @@ def _finish(loss: Tensor, pred: Tensor, weight, reduction, avg_factor) -> Tensor
                               avg_factor).to(pred.dtype)
 
 
-def _box_loss(element: Callable[[BoxPair], Tensor], pred, target, weight, reduction,
-              avg_factor, box_format) -> Tensor:
-    """Reduce ``element(BoxPair(pred, target))``, the per-box loss of a variant."""
+def _per_box_loss(kernel: Callable[[Tensor, Tensor], Optional[Tensor]],
+                  element: Callable[[BoxPair], Tensor], a: Tensor, b: Tensor):
+    """The per-box loss of (N, 4) xyxy boxes: ``kernel(a, b)``, a fused kernel that returns
+    None where it does not apply, else ``element(BoxPair(a, b))``, the plain reference."""
+    loss = kernel(a.contiguous(), b.contiguous())
+    return element(BoxPair(a, b)) if loss is None else loss
+
+
+def _box_loss(kernel, element, pred, target, weight, reduction, avg_factor,
+              box_format) -> Tensor:
+    """Reduce the per-box loss of a variant (:func:`_per_box_loss`)."""
     a, b = _prepare(pred, target, box_format)
-    return _finish(element(BoxPair(a, b)), pred, weight, reduction, avg_factor)
+    return _finish(_per_box_loss(kernel, element, a, b), pred, weight, reduction, avg_factor)
+
+
+def _variant_loss(variant: str, eps: float, params: Tuple[float, ...], pred, target, weight,
+                  reduction, avg_factor, box_format, base: Optional[str] = None) -> Tensor:
+    """Reduce the per-box loss of a variant of :func:`plain_variant_loss`, fused where a
+    kernel applies."""
+    return _box_loss(lambda a, b: fused_variant_loss(a, b, variant, eps, params, base or 'iou'),
+                     lambda pair: plain_variant_loss(pair, variant, eps, params, base),
+                     pred, target, weight, reduction, avg_factor, box_format)
 
 
 def _check_eps(eps) -> float:
@@ -102,7 +120,11 @@ def _plain_iou_family_loss(pred: Tensor, target: Tensor, mode: str, eps: float,
     """The pure-PyTorch loss (N,) of (N, 4) xyxy boxes for mode 'iou' (``1 - max(IoU, eps)``),
     'iou_square' (``1 - max(IoU, eps)^2``), 'iou_log' (``-log max(IoU, eps)``), 'giou', 'diou'
     or 'ciou': the reference every fused kernel is tested against."""
-    pair = BoxPair(pred, target)
+    return _plain_family_element(BoxPair(pred, target), mode, eps, iou_gate)
+
+
+def _plain_family_element(pair: BoxPair, mode: str, eps: float,
+                          iou_gate: Optional[float] = None) -> Tensor:
     if mode.startswith('iou'):
         iou = pair.iou_clamped(eps).clamp(min=eps)
         return {'iou': lambda: 1 - iou, 'iou_square': lambda: 1 - iou.square(),
@@ -116,12 +138,9 @@ def _plain_iou_family_loss(pred: Tensor, target: Tensor, mode: str, eps: float,
 
 def _fused_family(mode: str, pred, target, weight, reduction, avg_factor, box_format,
                   eps: float, iou_gate: Optional[float] = None) -> Tensor:
-    a, b = _prepare(pred, target, box_format)
-    a, b = a.contiguous(), b.contiguous()
-    loss = fused_iou_loss(a, b, mode, eps, iou_gate)
-    if loss is None:
-        loss = _plain_iou_family_loss(a, b, mode, eps, iou_gate)
-    return _finish(loss, pred, weight, reduction, avg_factor)
+    return _box_loss(lambda a, b: fused_iou_loss(a, b, mode, eps, iou_gate),
+                     lambda pair: _plain_family_element(pair, mode, eps, iou_gate),
+                     pred, target, weight, reduction, avg_factor, box_format)
 
 
 def iou_loss(pred: Tensor, target: Tensor, weight: Optional[Tensor] = None,
@@ -264,6 +283,79 @@ _BASE_LOSSES = {
 }
 
 
+def _wiou_v1(pair: BoxPair, eps: float) -> Tuple[Tensor, Tensor]:
+    """Wise-IoU v1, ``L_IoU exp(rho^2 / c^2*)``, and ``L_IoU = 1 - IoU`` detached."""
+    l_iou = 1 - pair.iou(eps)
+    loss = l_iou * torch.exp((pair.rho2 / pair.c2.clamp(min=eps).detach()).clamp(max=1))
+    return loss, l_iou.detach()
+
+
+def _alpha_iou(pair: BoxPair, eps: float, alpha: float, base: str) -> Tensor:
+    loss = 1 - safe_pow(pair.iou(eps), alpha)
+    if base == 'giou':
+        enclose = (pair.enclose_w * pair.enclose_h).clamp(min=eps)
+        loss = loss + safe_pow((enclose - pair.union.clamp(min=eps)) / enclose, alpha)
+    elif base in ('diou', 'ciou'):
+        loss = loss + safe_pow(pair.distance_ratio(eps), alpha)
+    if base == 'ciou':
+        v = pair.aspect_v()
+        loss = loss + safe_pow(pair.ciou_alpha(v, eps, None) * v, alpha)
+    return loss
+
+
+def _mpdiou(pair: BoxPair, eps: float, image_diagonal2: float) -> Tensor:
+    d1 = (pair.x1a - pair.x1b).square() + (pair.y1a - pair.y1b).square()
+    d2 = (pair.x2a - pair.x2b).square() + (pair.y2a - pair.y2b).square()
+    return 1 - pair.iou(eps) + (d1 + d2) / image_diagonal2
+
+
+def _inner_iou(pair: BoxPair, eps: float, ratio: float, base: str) -> Tensor:
+    return _BASE_LOSSES[base](pair, eps) + pair.iou(eps) - pair.scaled(ratio).iou(eps)
+
+
+def _focaler_iou(pair: BoxPair, eps: float, d: float, u: float, base: str) -> Tensor:
+    iou = pair.iou(eps)
+    return _BASE_LOSSES[base](pair, eps) + iou - ((iou - d) / (u - d)).clamp(0, 1)
+
+
+def _shape_iou(pair: BoxPair, eps: float, scale: float) -> Tensor:
+    ww = hh = 1.0
+    if scale > 0:  # the target's shape weights, no gradient (not under no_grad: that would
+        # cache pair.wb, pair.hb without one for the terms below too)
+        w_s = pair.wb.detach().clamp(min=0).pow(scale)
+        h_s = pair.hb.detach().clamp(min=0).pow(scale)
+        total = (w_s + h_s).clamp(min=eps)
+        ww, hh = 2 * w_s / total, 2 * h_s / total
+    c2 = pair.c2.clamp(min=eps)  # the ratios' bound only acts on inverted boxes
+    distance = (hh * (pair.dx.square() / c2).clamp(max=1)
+                + ww * (pair.dy.square() / c2).clamp(max=1))
+    return 1 - pair.iou(eps) + distance + 0.5 * _shape_cost(pair, eps, 4.0, hh, ww)
+
+
+def _nwd(pair: BoxPair, eps: float, constant: float) -> Tensor:
+    del eps  # no denominator to keep from 0: safe_sqrt has a zero gradient at 0
+    w2 = pair.rho2 + ((pair.wa - pair.wb).square() + (pair.ha - pair.hb).square()) / 4
+    return 1 - torch.exp(-safe_sqrt(w2) / constant)
+
+
+#: The plain per-box loss of each variant that :func:`fused_variant_loss` fuses:
+#: ``element(pair, eps, *params)``, plus ``base=`` for Alpha-, Inner- and Focaler-IoU.
+_PLAIN_VARIANTS = {
+    'eiou': _eiou, 'siou': _siou, 'wiou': _wiou_v1, 'alpha_iou': _alpha_iou, 'mpdiou': _mpdiou,
+    'inner_iou': _inner_iou, 'focaler_iou': _focaler_iou, 'shape_iou': _shape_iou, 'nwd': _nwd,
+}
+
+
+def plain_variant_loss(pair: BoxPair, variant: str, eps: float, params: Sequence[float] = (),
+                       base: Optional[str] = None):
+    """The pure-PyTorch per-box loss of ``variant`` (a key of :data:`_PLAIN_VARIANTS`), the
+    reference the fused kernel is tested against; ``params`` are the variant's own, in the
+    order of :func:`mmdet_losses.ops.iou_kernels.fused_variant_loss`."""
+    element = _PLAIN_VARIANTS[variant]
+    return element(pair, eps, *params) if base is None else element(pair, eps, *params,
+                                                                    base=base)
+
+
 def eiou_loss(pred: Tensor, target: Tensor, weight: Optional[Tensor] = None,
               reduction: str = 'mean', avg_factor=None, box_format: str = 'xyxy',
               gamma: float = 0.0, eps: float = 1e-7) -> Tensor:
@@ -285,8 +377,8 @@ def eiou_loss(pred: Tensor, target: Tensor, weight: Optional[Tensor] = None,
     """
     gamma = check_number('gamma', gamma, low=0.0)
     eps = _check_eps(eps)
-    return _box_loss(lambda pair: _eiou(pair, eps, gamma), pred, target, weight, reduction,
-                     avg_factor, box_format)
+    return _variant_loss('eiou', eps, (gamma,), pred, target, weight, reduction, avg_factor,
+                         box_format)
 
 
 def siou_loss(pred: Tensor, target: Tensor, weight: Optional[Tensor] = None,
@@ -316,8 +408,8 @@ def siou_loss(pred: Tensor, target: Tensor, weight: Optional[Tensor] = None,
     """
     theta = check_number('theta', theta, low=1.0)
     eps = _check_eps(eps)
-    return _box_loss(lambda pair: _siou(pair, eps, theta), pred, target, weight, reduction,
-                     avg_factor, box_format)
+    return _variant_loss('siou', eps, (theta,), pred, target, weight, reduction, avg_factor,
+                         box_format)
 
 
 def _iou_loss_mean(l_iou: Tensor, weight: Optional[Tensor], running_mean: Optional[Tensor],
@@ -392,15 +484,13 @@ def wiou_loss(pred: Tensor, target: Tensor, weight: Optional[Tensor] = None,
     if running_mean is not None:
         check_tensor('running_mean', running_mean, floating=True)
     a, b = _prepare(pred, target, box_format)
-    pair = BoxPair(a, b)
-    l_iou = 1 - pair.iou(eps)
-    loss = l_iou * torch.exp((pair.rho2 / pair.c2.clamp(min=eps).detach()).clamp(max=1))
+    loss, l_iou = _per_box_loss(lambda p, t: fused_variant_loss(p, t, 'wiou', eps),
+                                lambda pair: _wiou_v1(pair, eps), a, b)
     if version != 'v1':
         box_weight = None if weight is None else \
             _box_weight(weight, pred).expand(pred.shape[:-1]).reshape(-1)
-        mean = _iou_loss_mean(l_iou.detach(), box_weight, running_mean, training, momentum,
-                              sync)
-        beta = l_iou.detach() / mean.clamp(min=eps)
+        mean = _iou_loss_mean(l_iou, box_weight, running_mean, training, momentum, sync)
+        beta = l_iou / mean.clamp(min=eps)
         if version == 'v2':
             loss = loss * beta.sqrt()
         else:
@@ -431,20 +521,8 @@ def alpha_iou_loss(pred: Tensor, target: Tensor, weight: Optional[Tensor] = None
     """
     alpha = check_number('alpha', alpha, low=0.0, low_open=True)
     check_choice('base', base, ALPHA_IOU_BASES)
-    eps = _check_eps(eps)
-
-    def element(pair):
-        loss = 1 - safe_pow(pair.iou(eps), alpha)
-        if base == 'giou':
-            enclose = (pair.enclose_w * pair.enclose_h).clamp(min=eps)
-            loss = loss + safe_pow((enclose - pair.union.clamp(min=eps)) / enclose, alpha)
-        elif base in ('diou', 'ciou'):
-            loss = loss + safe_pow(pair.distance_ratio(eps), alpha)
-        if base == 'ciou':
-            v = pair.aspect_v()
-            loss = loss + safe_pow(pair.ciou_alpha(v, eps, None) * v, alpha)
-        return loss
-    return _box_loss(element, pred, target, weight, reduction, avg_factor, box_format)
+    return _variant_loss('alpha_iou', _check_eps(eps), (alpha,), pred, target, weight,
+                         reduction, avg_factor, box_format, base)
 
 
 def _check_img_size(img_size) -> Tuple[float, float]:
@@ -479,13 +557,8 @@ def mpdiou_loss(pred: Tensor, target: Tensor, weight: Optional[Tensor] = None,
     if img_size is None:
         raise ValueError('img_size must be given: the input image (width, height), got None')
     width, height = _check_img_size(img_size)
-    eps = _check_eps(eps)
-
-    def element(pair):
-        d1 = (pair.x1a - pair.x1b).square() + (pair.y1a - pair.y1b).square()
-        d2 = (pair.x2a - pair.x2b).square() + (pair.y2a - pair.y2b).square()
-        return 1 - pair.iou(eps) + (d1 + d2) / (width ** 2 + height ** 2)
-    return _box_loss(element, pred, target, weight, reduction, avg_factor, box_format)
+    return _variant_loss('mpdiou', _check_eps(eps), (width ** 2 + height ** 2,), pred, target,
+                         weight, reduction, avg_factor, box_format)
 
 
 def inner_iou_loss(pred: Tensor, target: Tensor, weight: Optional[Tensor] = None,
@@ -510,12 +583,8 @@ def inner_iou_loss(pred: Tensor, target: Tensor, weight: Optional[Tensor] = None
     """
     ratio = check_number('ratio', ratio, low=0.0, low_open=True)
     check_choice('base', base, COMPOSITE_BASES)
-    eps = _check_eps(eps)
-    base_loss = _BASE_LOSSES[base]
-
-    def element(pair):
-        return base_loss(pair, eps) + pair.iou(eps) - pair.scaled(ratio).iou(eps)
-    return _box_loss(element, pred, target, weight, reduction, avg_factor, box_format)
+    return _variant_loss('inner_iou', _check_eps(eps), (ratio,), pred, target, weight,
+                         reduction, avg_factor, box_format, base)
 
 
 def focaler_iou_loss(pred: Tensor, target: Tensor, weight: Optional[Tensor] = None,
@@ -543,13 +612,8 @@ def focaler_iou_loss(pred: Tensor, target: Tensor, weight: Optional[Tensor] = No
     if not d < u:
         raise ValueError(f'd must be less than u, got d={d} and u={u}')
     check_choice('base', base, COMPOSITE_BASES)
-    eps = _check_eps(eps)
-    base_loss = _BASE_LOSSES[base]
-
-    def element(pair):
-        iou = pair.iou(eps)
-        return base_loss(pair, eps) + iou - ((iou - d) / (u - d)).clamp(0, 1)
-    return _box_loss(element, pred, target, weight, reduction, avg_factor, box_format)
+    return _variant_loss('focaler_iou', _check_eps(eps), (d, u), pred, target, weight,
+                         reduction, avg_factor, box_format, base)
 
 
 def shape_iou_loss(pred: Tensor, target: Tensor, weight: Optional[Tensor] = None,
@@ -576,20 +640,8 @@ def shape_iou_loss(pred: Tensor, target: Tensor, weight: Optional[Tensor] = None
         tensor(0.7436)
     """
     scale = check_number('scale', scale, low=0.0)
-    eps = _check_eps(eps)
-
-    def element(pair):
-        ww = hh = 1.0
-        if scale > 0:
-            with torch.no_grad():
-                w_s, h_s = pair.wb.clamp(min=0).pow(scale), pair.hb.clamp(min=0).pow(scale)
-                total = (w_s + h_s).clamp(min=eps)
-                ww, hh = 2 * w_s / total, 2 * h_s / total
-        c2 = pair.c2.clamp(min=eps)  # the ratios' bound only acts on inverted boxes
-        distance = (hh * (pair.dx.square() / c2).clamp(max=1)
-                    + ww * (pair.dy.square() / c2).clamp(max=1))
-        return 1 - pair.iou(eps) + distance + 0.5 * _shape_cost(pair, eps, 4.0, hh, ww)
-    return _box_loss(element, pred, target, weight, reduction, avg_factor, box_format)
+    return _variant_loss('shape_iou', _check_eps(eps), (scale,), pred, target, weight,
+                         reduction, avg_factor, box_format)
 
 
 def nwd_loss(pred: Tensor, target: Tensor, weight: Optional[Tensor] = None,
@@ -613,8 +665,5 @@ def nwd_loss(pred: Tensor, target: Tensor, weight: Optional[Tensor] = None,
         tensor(0.6321)
     """
     constant = check_number('constant', constant, low=0.0, low_open=True)
-
-    def element(pair):
-        w2 = pair.rho2 + ((pair.wa - pair.wb).square() + (pair.ha - pair.hb).square()) / 4
-        return 1 - torch.exp(-safe_sqrt(w2) / constant)
-    return _box_loss(element, pred, target, weight, reduction, avg_factor, box_format)
+    return _variant_loss('nwd', 0.0, (constant,), pred, target, weight, reduction, avg_factor,
+                         box_format)

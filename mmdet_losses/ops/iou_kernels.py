@@ -1,16 +1,20 @@
-"""Fused CPU kernels for the IoU, GIoU, DIoU and CIoU losses of aligned box pairs.
+"""Fused CPU kernels for the losses of the IoU family on aligned box pairs.
 
-:func:`fused_iou_loss` runs one C++ pass per box pair forward (the per-pair loss) and one
-backward (the analytic gradient, recomputing the geometry from the saved boxes), both spread
-over the intra-op threads with ``at::parallel_for``; no intermediate tensor is allocated. The
-extension ``mmdet_losses.ops._iou`` is compiled when the package is built (``setup.py``),
-never at run time. It computes exactly the maths of the pure-PyTorch reference in
-:mod:`mmdet_losses.boxes` (eps placement and gradients at ties and clamps included) and is
-tested against it. Where no kernel applies (extension not built, a tensor not on the CPU, a
-dtype other than float32/float64) :func:`fused_iou_loss` returns None and the caller takes the
-pure-PyTorch path, which is also what runs on a GPU.
+:func:`fused_iou_loss` (IoU, GIoU, DIoU, CIoU) and :func:`fused_variant_loss` (every other
+variant) run one C++ pass per box pair forward (the per-pair loss) and one backward (the
+gradient, recomputing the geometry from the saved boxes), both spread over the intra-op
+threads with ``at::parallel_for``; no intermediate tensor is allocated. The first four have a
+hand-written analytic backward (``csrc/iou/iou_loss.cpp``); the others are written once over
+a dual-number type whose forward-mode derivatives give the gradient in the same pass
+(``csrc/iou/iou_variants.cpp``). The extension ``mmdet_losses.ops._iou`` is compiled when the
+package is built (``setup.py``), never at run time. It computes exactly the maths of the
+pure-PyTorch reference in :mod:`mmdet_losses.functional.iou` over :mod:`mmdet_losses.boxes`
+(eps placement and gradients at ties and clamps included) and is tested against it. Where no
+kernel applies (extension not built, a tensor not on the CPU, a dtype other than
+float32/float64) the functions return None and the caller takes the pure-PyTorch path, which
+is also what runs on a GPU.
 """
-from typing import Optional
+from typing import Optional, Sequence, Tuple
 
 import torch
 from torch import Tensor
@@ -18,19 +22,33 @@ from torch.autograd.function import once_differentiable
 
 from ._ext import load_extension
 
-__all__ = ['fused_iou_loss', 'FUSED_MODES', 'kernels_available']
+__all__ = ['fused_iou_loss', 'fused_variant_loss', 'FUSED_MODES', 'FUSED_VARIANTS',
+           'kernels_available']
 
 _EXT = load_extension('iou')
 
 #: The losses the kernel computes, with the mode ids of the C++ side: 'iou', 'iou_square' and
 #: 'iou_log' are IoULoss's modes 'linear', 'square' and 'log'.
 FUSED_MODES = {'iou': 0, 'giou': 1, 'diou': 2, 'ciou': 3, 'iou_square': 4, 'iou_log': 5}
+#: The variants of :func:`fused_variant_loss`, and the base losses of Alpha-IoU (the first
+#: four), Inner-IoU and Focaler-IoU, with the ids of the C++ side.
+FUSED_VARIANTS = {'eiou': 0, 'siou': 1, 'wiou': 2, 'alpha_iou': 3, 'mpdiou': 4,
+                  'inner_iou': 5, 'focaler_iou': 6, 'shape_iou': 7, 'nwd': 8}
+FUSED_BASES = {'iou': 0, 'giou': 1, 'diou': 2, 'ciou': 3, 'siou': 4, 'eiou': 5}
 _DTYPES = (torch.float32, torch.float64)
 
 
 def kernels_available() -> bool:
     """Whether the compiled extension is importable."""
     return _EXT is not None
+
+
+def _kernel_applies(pred, target) -> bool:
+    """Built, (N, 4) tensors of one dtype, float32 or float64, on the CPU."""
+    return (_EXT is not None and isinstance(pred, Tensor) and isinstance(target, Tensor)
+            and pred.device.type == 'cpu' and target.device.type == 'cpu'
+            and pred.dtype in _DTYPES and target.dtype == pred.dtype
+            and pred.dim() == 2 and pred.shape[-1] == 4 and target.shape == pred.shape)
 
 
 class _FusedIoULoss(torch.autograd.Function):
@@ -85,15 +103,76 @@ def fused_iou_loss(pred: Tensor, target: Tensor, mode: str, eps: float,
         >>> loss.detach() if kernels_available() else torch.tensor([0.9683])  # None: not built
         tensor([0.9683])
     """
-    if _EXT is None or mode not in FUSED_MODES:
-        return None
-    if not (isinstance(pred, Tensor) and isinstance(target, Tensor)):
-        return None
-    if pred.device.type != 'cpu' or target.device.type != 'cpu':
-        return None
-    if pred.dtype not in _DTYPES or target.dtype != pred.dtype:
-        return None
-    if pred.dim() != 2 or pred.shape[-1] != 4 or target.shape != pred.shape:
+    if mode not in FUSED_MODES or not _kernel_applies(pred, target):
         return None
     gate = None if iou_gate is None else float(iou_gate)
     return _FusedIoULoss.apply(pred, target, FUSED_MODES[mode], float(eps), gate)
+
+
+class _FusedVariantLoss(torch.autograd.Function):
+    """Per-pair loss of (N, 4) xyxy boxes and, for Wise-IoU, its ``1 - IoU`` (no gradient);
+    saves only the boxes, the backward recomputes."""
+
+    @staticmethod
+    def forward(ctx, pred: Tensor, target: Tensor, variant: int, base: int, eps: float,
+                params: Tuple[float, ...]):
+        ctx.save_for_backward(pred, target)
+        ctx.params = (variant, base, eps, list(params))
+        loss, l_iou = _EXT.iou_variant_forward(pred, target, *ctx.params)
+        if l_iou is None:
+            return loss
+        ctx.mark_non_differentiable(l_iou)
+        return loss, l_iou
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad: Tensor, *unused_l_iou_grad):
+        pred, target = ctx.saved_tensors
+        need_pred, need_target = ctx.needs_input_grad[:2]
+        grad_pred, grad_target = _EXT.iou_variant_backward(grad, pred, target, *ctx.params,
+                                                           need_target)
+        return (grad_pred if need_pred else None, grad_target if need_target else None,
+                None, None, None, None)
+
+
+def fused_variant_loss(pred: Tensor, target: Tensor, variant: str, eps: float,
+                       params: Sequence[float] = (), base: str = 'iou'):
+    """Per-pair loss of aligned xyxy boxes for an IoU-family variant by the fused kernel, or
+    None where none applies.
+
+    The losses are those of :mod:`mmdet_losses.functional.iou` (``eiou_loss`` ...), with
+    ``params`` their own parameters in this order: 'eiou' (gamma), 'siou' (theta), 'wiou' (none;
+    the v1 loss), 'alpha_iou' (alpha), 'mpdiou' (W^2 + H^2 of the image), 'inner_iou' (ratio),
+    'focaler_iou' (d, u), 'shape_iou' (scale), 'nwd' (constant). ``base`` is the base loss of
+    'alpha_iou' ('iou', 'giou', 'diou', 'ciou'), 'inner_iou' and 'focaler_iou' (those and
+    'siou', 'eiou'); the other variants ignore it.
+
+    Args:
+        pred: (N, 4) predicted boxes, float32 or float64, on the CPU.
+        target: (N, 4) target boxes of pred's dtype and device; it gets a gradient when it
+            requires one.
+        variant: a key of :data:`FUSED_VARIANTS`.
+        eps: the reference's eps.
+        params: the variant's parameters, as above.
+        base: a key of :data:`FUSED_BASES` that the variant accepts.
+
+    Returns:
+        The (N,) loss, differentiable through the kernel's backward (once); for 'wiou' a pair
+        (loss, 1 - IoU) whose second member has no gradient. None when the extension is not
+        built, a tensor is not on the CPU, the dtypes are not both float32 or both float64,
+        the shapes are not (N, 4), or the variant is unknown.
+
+    Example:
+        >>> from mmdet_losses.ops.iou_kernels import fused_variant_loss, kernels_available
+        >>> pred = torch.tensor([[0.0, 0.0, 2.0, 2.0]], requires_grad=True)
+        >>> target = torch.tensor([[1.0, 0.0, 3.0, 2.0]])
+        >>> loss = fused_variant_loss(pred, target, 'siou', 1e-7, (4.0,))
+        >>> loss.detach() if kernels_available() else torch.tensor([0.7663])  # None: not built
+        tensor([0.7663])
+    """
+    if variant not in FUSED_VARIANTS or base not in FUSED_BASES:
+        return None
+    if not _kernel_applies(pred, target):
+        return None
+    return _FusedVariantLoss.apply(pred, target, FUSED_VARIANTS[variant], FUSED_BASES[base],
+                                   float(eps), tuple(float(p) for p in params))

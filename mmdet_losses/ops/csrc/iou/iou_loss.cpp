@@ -16,6 +16,9 @@
 #include <cmath>
 #include <limits>
 #include <tuple>
+#include <vector>
+
+#include "box_math.h"
 
 // Floating-point traps are never enabled around these kernels: letting the compiler assume so
 // allows it to evaluate both sides of a select (a division included) and so to vectorise the
@@ -24,24 +27,13 @@
 
 namespace {
 
+using namespace box_math;
+
 // IoULoss's three modes (1 - IoU, 1 - IoU^2, -log IoU) and GIoU, DIoU, CIoU.
 enum Mode : int64_t { kIoU = 0, kGIoU = 1, kDIoU = 2, kCIoU = 3, kIoUSquare = 4, kIoULog = 5 };
 
 constexpr bool plain_iou(int64_t mode) {
   return mode == kIoU || mode == kIoUSquare || mode == kIoULog;
-}
-
-constexpr int64_t kGrain = 2048;
-
-// Everything per pair is inlined into the loops, so that the compiler can vectorise them.
-#define IOU_INLINE inline __attribute__((always_inline))
-
-// Share of the gradient of max(a, b) that goes to a, as torch.maximum's backward gives it:
-// 1 if a > b, 1/2 at a tie, 0 if a < b. Arithmetic rather than branches: with random boxes the
-// comparisons are unpredictable, and a mispredicted branch costs more than the whole pair.
-template <typename T>
-IOU_INLINE T max_share(T a, T b) {
-  return (T(a > b) + T(a >= b)) * T(0.5);
 }
 
 // Gradient of max(a, b) (torch.maximum): all to the larger, half each at a tie.
@@ -58,11 +50,6 @@ IOU_INLINE void min_backward(T a, T b, T g, T& ga, T& gb) {
   const T ga_part = g * max_share(b, a);
   ga += ga_part;
   gb += g - ga_part;
-}
-
-template <typename T>
-IOU_INLINE T clamp_min(T x, T low) {
-  return x >= low ? x : low;
 }
 
 // Gradient through clamp(x, min=low): passes where x >= low (torch's clamp_min backward).
@@ -83,55 +70,6 @@ IOU_INLINE T clamp_max_backward(T x, T high, T g) {
   return x <= high ? g : T(0);
 }
 
-// atan(a) for a in [0, 1], branch-free so that the CIoU loops vectorise (a libm call would
-// not). One reduction, atan(a) = pi/6 + atan((a - 1/sqrt3) / (1 + a/sqrt3)) for
-// a > tan(pi/12), leaves |r| <= tan(pi/12) = 0.268, where the alternating Taylor series
-// r - r^3/3 + r^5/5 - ... is truncated below half an ulp: 7 terms for float (first term left
-// out 0.268^15/15 < 2e-10), 15 for double (0.268^31/31 < 1e-19). Measured against libm's
-// atan2: within 3 ulp in float and double.
-template <typename T>
-IOU_INLINE T atan_unit(T a) {
-  constexpr int kTerms = sizeof(T) == 4 ? 7 : 15;
-  const T inv_sqrt3 = static_cast<T>(0.57735026918962576451);
-  const T tan_pi_12 = static_cast<T>(0.26794919243112270647);
-  const bool reduce = a > tan_pi_12;
-  const T r = reduce ? (a - inv_sqrt3) / (T(1) + a * inv_sqrt3) : a;
-  const T z = r * r;
-  T sum = T(0);
-#pragma GCC unroll 16
-  for (int k = kTerms - 1; k >= 0; --k) {
-    sum = sum * z + static_cast<T>((k % 2 ? -1.0 : 1.0) / (2 * k + 1));
-  }
-  return (reduce ? static_cast<T>(M_PI / 6) : T(0)) + r * sum;
-}
-
-// atan2(y, x) for x >= 0 (result in [-pi/2, pi/2]), branch-free; 0 for y = x = 0.
-template <typename T>
-IOU_INLINE T atan2_right_half(T y, T x) {
-  const T ay = y < T(0) ? -y : y;
-  const bool swap = ay > x;
-  const T num = swap ? x : ay;
-  T den = swap ? ay : x;
-  den = den > T(0) ? den : T(1);
-  const T unit = atan_unit(num / den);
-  const T angle = swap ? static_cast<T>(M_PI / 2) - unit : unit;
-  return y < T(0) ? -angle : angle;
-}
-
-// CIoU's angle of a box is atan2(w, h) of its sides clamped at 0, and 0 (with no gradient)
-// for a point box (w = h = 0). The difference of two angles, angle(b) - angle(a), by one
-// atan2 of the cross and dot products of the (h, w) vectors: both angles lie in [0, pi/2],
-// so the dot product is >= 0 and the result is the difference itself. A point box is given
-// the vector (h, w) = (1, 0), whose angle is 0.
-template <typename T>
-IOU_INLINE T angle_difference(T wa, T ha, T wb, T hb) {
-  // sides >= 0: the sum is 0 only for a point box (one comparison vectorises better than two)
-  ha = wa + ha > T(0) ? ha : T(1);
-  hb = wb + hb > T(0) ? hb : T(1);
-  return atan2_right_half(wb * ha - hb * wa, wb * wa + hb * ha);
-}
-
-constexpr double kCIoUFactor = 4.0 / (M_PI * M_PI);
 
 // Gradient (dw, dh) of atan2(w, h), scaled by g; zero for a point box (w = h = 0).
 template <typename T>
@@ -434,6 +372,21 @@ std::tuple<at::Tensor, at::Tensor> iou_loss_backward(const at::Tensor& grad_in,
 
 }  // namespace
 
+// iou_variants.cpp
+std::tuple<at::Tensor, at::Tensor> iou_variant_forward(const at::Tensor& pred,
+                                                       const at::Tensor& target,
+                                                       int64_t variant, int64_t base,
+                                                       double eps,
+                                                       const std::vector<double>& params);
+std::tuple<at::Tensor, at::Tensor> iou_variant_backward(const at::Tensor& grad,
+                                                        const at::Tensor& pred,
+                                                        const at::Tensor& target,
+                                                        int64_t variant, int64_t base,
+                                                        double eps,
+                                                        const std::vector<double>& params,
+                                                        bool target_grad);
+bool iou_variants_use_avx2();
+
 // diou_nms.cpp
 at::Tensor diou_nms_sorted(const at::Tensor& boxes, double iou_threshold, double beta,
                            double eps);
@@ -447,6 +400,16 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
         "Gradients (pred, target or undefined) of sum(grad * loss)", py::arg("grad"),
         py::arg("pred"), py::arg("target"), py::arg("mode"), py::arg("eps"),
         py::arg("iou_gate"), py::arg("has_gate"), py::arg("target_grad"));
+  m.def("iou_variant_forward", &iou_variant_forward,
+        "Per-pair loss (N,) of an IoU-family variant, and Wise-IoU's 1 - IoU (else undefined)",
+        py::arg("pred"), py::arg("target"), py::arg("variant"), py::arg("base"),
+        py::arg("eps"), py::arg("params"));
+  m.def("iou_variant_backward", &iou_variant_backward,
+        "Gradients (pred, target or undefined) of sum(grad * loss) of a variant",
+        py::arg("grad"), py::arg("pred"), py::arg("target"), py::arg("variant"),
+        py::arg("base"), py::arg("eps"), py::arg("params"), py::arg("target_grad"));
+  m.def("variants_use_avx2", &iou_variants_use_avx2,
+        "whether the AVX2+FMA build of the variant kernels runs on this CPU");
   m.def("diou_nms_sorted", &diou_nms_sorted,
         "Greedy DIoU-NMS of boxes sorted by descending score: kept positions",
         py::arg("boxes"), py::arg("iou_threshold"), py::arg("beta"), py::arg("eps"));
