@@ -228,7 +228,11 @@ IOU_INLINE Dual<T, K> square(const Dual<T, K>& x) {
 // Alpha-IoU's alpha = 3) is a few multiplications rather than a call to pow.
 template <LaneType T>
 IOU_INLINE T lane_exp(T x) {
-  return lane_map(x, [](elem_t<T> v) { return std::exp(v); });
+  if constexpr (box_math::width_v<T> == 1) {
+    return std::exp(x);
+  } else {
+    return box_math::pack_exp(x);
+  }
 }
 template <LaneType T>
 IOU_INLINE T lane_sqrt(T x) {
@@ -241,6 +245,8 @@ IOU_INLINE T lane_pow(T x, double p) {
     for (int i = 0; i < static_cast<int>(p); ++i) r = r * x;
     return r;
   }
+  if (p == 0.5) return lane_sqrt(x);  // Alpha-IoU's and Shape-IoU's square roots, and the
+  if (p == -0.5) return lit<T>(1) / lane_sqrt(x);  // derivative of alpha = 0.5
   const elem_t<T> q = static_cast<elem_t<T>>(p);
   return lane_map(x, [q](elem_t<T> v) { return std::pow(v, q); });
 }

@@ -18,12 +18,12 @@
 #include <tuple>
 #include <vector>
 
-#include "box_math.h"
-
 // Floating-point traps are never enabled around these kernels: letting the compiler assume so
 // allows it to evaluate both sides of a select (a division included) and so to vectorise the
 // per-pair loops. Values are IEEE-exact as without the option (this is not -ffast-math).
 #pragma GCC optimize("no-trapping-math")
+
+#include "box_math.h"  // after the pragma: its helpers are inlined into the loops
 
 namespace {
 

@@ -17,7 +17,7 @@
 // no-fp-contract: no a * b + c fused into one rounding, which the reference does not do (near
 // a cancellation, as GIoU's (E - U) / E under Alpha-IoU's square root, the results would
 // differ by more than float32's rounding)
-#pragma GCC optimize("no-trapping-math", "fp-contract=off")
+#pragma GCC optimize("no-trapping-math", "no-math-errno", "fp-contract=off")
 
 // The headers' own includes are the ones above: inside the namespace they are no-ops.
 namespace iou_variants_avx2 {
