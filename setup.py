@@ -35,9 +35,11 @@ def extensions():
     for folder in sorted(glob.glob(os.path.join(HERE, 'mmdet_losses', 'ops', 'csrc', '*', ''))):
         name = os.path.basename(os.path.dirname(folder))
         sources = sorted(os.path.relpath(p, HERE) for p in glob.glob(os.path.join(folder, '*.cpp')))
+        # the headers too: an edited header alone makes build_ext rebuild the extension
+        headers = sorted(os.path.relpath(p, HERE) for p in glob.glob(os.path.join(folder, '*.h')))
         if sources:
             modules.append(CppExtension(
-                f'mmdet_losses.ops._{name}', sources,
+                f'mmdet_losses.ops._{name}', sources, depends=headers,
                 extra_compile_args=['-O3', '-fopenmp'], extra_link_args=['-fopenmp']))
     return {'build_ext': InPlaceSafeBuildExtension}, modules
 

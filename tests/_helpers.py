@@ -69,3 +69,14 @@ def adversarial_pairs(dtype):
     pred = torch.tensor([p for p, _ in b], dtype=dtype)
     target = torch.tensor([t for _, t in b], dtype=dtype)
     return torch.cat((pred, target)), torch.cat((target, pred))
+
+
+def graph_node_names(loss):
+    """The class names of every node of ``loss``'s autograd graph."""
+    nodes, stack = set(), [loss.grad_fn]
+    while stack:
+        node = stack.pop()
+        if node is not None and node not in nodes:
+            nodes.add(node)
+            stack.extend(n for n, _ in node.next_functions)
+    return {type(n).__name__ for n in nodes}

@@ -24,6 +24,7 @@
 #pragma GCC optimize("no-trapping-math")
 
 #include "box_math.h"  // after the pragma: its helpers are inlined into the loops
+#include "variant_api.h"
 
 namespace {
 
@@ -372,21 +373,6 @@ std::tuple<at::Tensor, at::Tensor> iou_loss_backward(const at::Tensor& grad_in,
 
 }  // namespace
 
-// iou_variants.cpp
-std::tuple<at::Tensor, at::Tensor> iou_variant_forward(const at::Tensor& pred,
-                                                       const at::Tensor& target,
-                                                       int64_t variant, int64_t base,
-                                                       double eps,
-                                                       const std::vector<double>& params);
-std::tuple<at::Tensor, at::Tensor> iou_variant_backward(const at::Tensor& grad,
-                                                        const at::Tensor& pred,
-                                                        const at::Tensor& target,
-                                                        int64_t variant, int64_t base,
-                                                        double eps,
-                                                        const std::vector<double>& params,
-                                                        bool target_grad);
-bool iou_variants_use_avx2();
-
 // diou_nms.cpp
 at::Tensor diou_nms_sorted(const at::Tensor& boxes, double iou_threshold, double beta,
                            double eps);
@@ -400,11 +386,11 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
         "Gradients (pred, target or undefined) of sum(grad * loss)", py::arg("grad"),
         py::arg("pred"), py::arg("target"), py::arg("mode"), py::arg("eps"),
         py::arg("iou_gate"), py::arg("has_gate"), py::arg("target_grad"));
-  m.def("iou_variant_forward", &iou_variant_forward,
+  m.def("iou_variant_forward", iou_variant_forward_kernel(),
         "Per-pair loss (N,) of an IoU-family variant, and Wise-IoU's 1 - IoU (else undefined)",
         py::arg("pred"), py::arg("target"), py::arg("variant"), py::arg("base"),
         py::arg("eps"), py::arg("params"));
-  m.def("iou_variant_backward", &iou_variant_backward,
+  m.def("iou_variant_backward", iou_variant_backward_kernel(),
         "Gradients (pred, target or undefined) of sum(grad * loss) of a variant",
         py::arg("grad"), py::arg("pred"), py::arg("target"), py::arg("variant"),
         py::arg("base"), py::arg("eps"), py::arg("params"), py::arg("target_grad"));

@@ -1,5 +1,5 @@
-// The IoU-family variant kernels (variant_kernels.h) for any CPU, the entry points of the
-// extension, and the choice of the AVX2 build (iou_variants_avx2.cpp) where the CPU has it.
+// The IoU-family variant kernels (variant_kernels.h) for any CPU, and the choice of the AVX2
+// build (iou_variants_avx2.cpp) where the CPU has it.
 #include <torch/extension.h>
 
 #include <ATen/Dispatch.h>
@@ -13,6 +13,8 @@
 #include <type_traits>
 #include <vector>
 
+#include "variant_api.h"
+
 // Floating-point traps are never enabled around these kernels (see iou_loss.cpp), and errno
 // is never read after them: sqrt is then one instruction.
 #pragma GCC optimize("no-trapping-math", "no-math-errno")
@@ -23,22 +25,6 @@ namespace iou_variants_generic {
 #include "dual.h"
 #include "variant_kernels.h"
 }  // namespace iou_variants_generic
-
-#if defined(__x86_64__) && defined(__GNUC__)
-#define MMDET_LOSSES_IOU_AVX2 1
-namespace iou_variants_avx2 {
-std::tuple<at::Tensor, at::Tensor> variant_forward(const at::Tensor& pred,
-                                                   const at::Tensor& target, int64_t variant,
-                                                   int64_t base, double eps,
-                                                   const std::vector<double>& params);
-std::tuple<at::Tensor, at::Tensor> variant_backward(const at::Tensor& grad,
-                                                    const at::Tensor& pred,
-                                                    const at::Tensor& target, int64_t variant,
-                                                    int64_t base, double eps,
-                                                    const std::vector<double>& params,
-                                                    bool target_grad);
-}  // namespace iou_variants_avx2
-#endif
 
 // MMDET_LOSSES_IOU_GENERIC=1 runs the generic build on any CPU (its tests use it).
 bool iou_variants_use_avx2() {
@@ -51,28 +37,16 @@ bool iou_variants_use_avx2() {
 #endif
 }
 
+VariantForwardFn iou_variant_forward_kernel() {
 #ifdef MMDET_LOSSES_IOU_AVX2
-#define IOU_VARIANTS_CALL(fn, ...) \
-  (iou_variants_use_avx2() ? iou_variants_avx2::fn(__VA_ARGS__) : iou_variants_generic::fn(__VA_ARGS__))
-#else
-#define IOU_VARIANTS_CALL(fn, ...) iou_variants_generic::fn(__VA_ARGS__)
+  if (iou_variants_use_avx2()) return kAvx2VariantForward;
 #endif
-
-std::tuple<at::Tensor, at::Tensor> iou_variant_forward(const at::Tensor& pred,
-                                                       const at::Tensor& target,
-                                                       int64_t variant, int64_t base,
-                                                       double eps,
-                                                       const std::vector<double>& params) {
-  return IOU_VARIANTS_CALL(variant_forward, pred, target, variant, base, eps, params);
+  return &iou_variants_generic::variant_forward;
 }
 
-std::tuple<at::Tensor, at::Tensor> iou_variant_backward(const at::Tensor& grad,
-                                                        const at::Tensor& pred,
-                                                        const at::Tensor& target,
-                                                        int64_t variant, int64_t base,
-                                                        double eps,
-                                                        const std::vector<double>& params,
-                                                        bool target_grad) {
-  return IOU_VARIANTS_CALL(variant_backward, grad, pred, target, variant, base, eps, params,
-                           target_grad);
+VariantBackwardFn iou_variant_backward_kernel() {
+#ifdef MMDET_LOSSES_IOU_AVX2
+  if (iou_variants_use_avx2()) return kAvx2VariantBackward;
+#endif
+  return &iou_variants_generic::variant_backward;
 }

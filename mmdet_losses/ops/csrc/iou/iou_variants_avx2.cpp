@@ -13,6 +13,8 @@
 #include <type_traits>
 #include <vector>
 
+#include "variant_api.h"
+
 #pragma GCC target("avx2,fma")
 // no-fp-contract: no a * b + c fused into one rounding, which the reference does not do (near
 // a cancellation, as GIoU's (E - U) / E under Alpha-IoU's square root, the results would
@@ -25,4 +27,7 @@ namespace iou_variants_avx2 {
 #include "dual.h"
 #include "variant_kernels.h"
 }  // namespace iou_variants_avx2
+
+const VariantForwardFn kAvx2VariantForward = &iou_variants_avx2::variant_forward;
+const VariantBackwardFn kAvx2VariantBackward = &iou_variants_avx2::variant_backward;
 #endif
