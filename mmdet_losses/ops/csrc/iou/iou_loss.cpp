@@ -24,6 +24,7 @@
 #pragma GCC optimize("no-trapping-math")
 
 #include "box_math.h"  // after the pragma: its helpers are inlined into the loops
+#include "box_tensors.h"
 #include "variant_api.h"
 
 namespace {
@@ -254,17 +255,6 @@ IOU_INLINE T box_pair_loss(const T* __restrict__ p, const T* __restrict__ t, con
   return loss;
 }
 
-void check_inputs(const at::Tensor& pred, const at::Tensor& target) {
-  TORCH_CHECK(pred.device().is_cpu() && target.device().is_cpu(),
-              "iou kernels: pred and target must be CPU tensors");
-  TORCH_CHECK(pred.dim() == 2 && pred.size(1) == 4, "iou kernels: pred must be (N, 4), got ",
-              pred.sizes());
-  TORCH_CHECK(target.sizes() == pred.sizes(), "iou kernels: target must have pred's shape ",
-              pred.sizes(), ", got ", target.sizes());
-  TORCH_CHECK(target.scalar_type() == pred.scalar_type(),
-              "iou kernels: target must have pred's dtype");
-}
-
 template <typename T, int64_t MODE>
 void forward_impl(const T* __restrict__ p, const T* __restrict__ t, T* __restrict__ out,
                   int64_t n, const Params& prm) {
@@ -325,9 +315,7 @@ void backward_impl(const T* __restrict__ g, int64_t g_stride, const T* __restric
 
 at::Tensor iou_loss_forward(const at::Tensor& pred_in, const at::Tensor& target_in, int64_t mode,
                             double eps, double iou_gate, bool has_gate) {
-  check_inputs(pred_in, target_in);
-  const at::Tensor pred = pred_in.contiguous(), target = target_in.contiguous();
-  const int64_t n = pred.size(0);
+  const auto [pred, target, n] = box_pair_inputs(pred_in, target_in);
   at::Tensor out = at::empty({n}, pred.options());
   const Params prm{eps, has_gate ? iou_gate : -std::numeric_limits<double>::infinity()};
   AT_DISPATCH_FLOATING_TYPES(pred.scalar_type(), "iou_loss_forward", [&] {
@@ -344,22 +332,17 @@ std::tuple<at::Tensor, at::Tensor> iou_loss_backward(const at::Tensor& grad_in,
                                                      const at::Tensor& target_in, int64_t mode,
                                                      double eps, double iou_gate, bool has_gate,
                                                      bool target_grad) {
-  check_inputs(pred_in, target_in);
-  const int64_t n = pred_in.size(0);
-  TORCH_CHECK(grad_in.dim() == 1 && grad_in.size(0) == n, "iou kernels: grad must be (N,)");
-  const at::Tensor pred = pred_in.contiguous(), target = target_in.contiguous();
-  // An expanded gradient (stride 0, from a sum) is read in place rather than materialised.
-  const at::Tensor grad = grad_in.to(pred.scalar_type());
-  at::Tensor grad_pred = at::empty_like(pred);
-  at::Tensor grad_target = target_grad ? at::empty_like(target) : at::Tensor();
+  const BoxPairBackward io = box_pair_backward(grad_in, pred_in, target_in, target_grad);
+  const at::Tensor &pred = io.pred, &target = io.target, &grad = io.grad;
+  const int64_t n = io.n;
   const Params prm{eps, has_gate ? iou_gate : -std::numeric_limits<double>::infinity()};
   AT_DISPATCH_FLOATING_TYPES(pred.scalar_type(), "iou_loss_backward", [&] {
     const scalar_t* g = grad.data_ptr<scalar_t>();
     const int64_t gs = grad.stride(0);
     const scalar_t* p = pred.data_ptr<scalar_t>();
     const scalar_t* t = target.data_ptr<scalar_t>();
-    scalar_t* gp = grad_pred.data_ptr<scalar_t>();
-    scalar_t* gt = target_grad ? grad_target.data_ptr<scalar_t>() : nullptr;
+    scalar_t* gp = io.grad_pred.data_ptr<scalar_t>();
+    scalar_t* gt = target_grad ? io.grad_target.data_ptr<scalar_t>() : nullptr;
     IOU_DISPATCH_MODE(mode, [&] {
       if (target_grad) {
         backward_impl<scalar_t, M, true>(g, gs, p, t, gp, gt, n, prm);
@@ -368,7 +351,7 @@ std::tuple<at::Tensor, at::Tensor> iou_loss_backward(const at::Tensor& grad_in,
       }
     });
   });
-  return std::make_tuple(grad_pred, grad_target);
+  return std::make_tuple(io.grad_pred, io.grad_target);
 }
 
 }  // namespace

@@ -13,6 +13,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "box_tensors.h"
 #include "variant_api.h"
 
 // Floating-point traps are never enabled around these kernels (see iou_loss.cpp), and errno

@@ -13,6 +13,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "box_tensors.h"
 #include "variant_api.h"
 
 #pragma GCC target("avx2,fma")

@@ -310,18 +310,6 @@ void dispatch_variant(int64_t variant, int64_t base, F&& f) {
   }
 }
 
-void check_inputs(const at::Tensor& pred, const at::Tensor& target) {
-  TORCH_CHECK(pred.device().is_cpu() && target.device().is_cpu(),
-              "iou variant kernels: pred and target must be CPU tensors");
-  TORCH_CHECK(pred.dim() == 2 && pred.size(1) == 4,
-              "iou variant kernels: pred must be (N, 4), got ", pred.sizes());
-  TORCH_CHECK(target.sizes() == pred.sizes(),
-              "iou variant kernels: target must have pred's shape ", pred.sizes(), ", got ",
-              target.sizes());
-  TORCH_CHECK(target.scalar_type() == pred.scalar_type(),
-              "iou variant kernels: target must have pred's dtype");
-}
-
 Params make_params(double eps, const std::vector<double>& params) {
   TORCH_CHECK(params.size() <= 2, "iou variant kernels: at most 2 parameters, got ",
               params.size());
@@ -330,13 +318,10 @@ Params make_params(double eps, const std::vector<double>& params) {
 
 
 std::tuple<at::Tensor, at::Tensor> variant_forward(const at::Tensor& pred_in,
-                                                       const at::Tensor& target_in,
-                                                       int64_t variant, int64_t base,
-                                                       double eps,
-                                                       const std::vector<double>& params) {
-  check_inputs(pred_in, target_in);
-  const at::Tensor pred = pred_in.contiguous(), target = target_in.contiguous();
-  const int64_t n = pred.size(0);
+                                                   const at::Tensor& target_in, int64_t variant,
+                                                   int64_t base, double eps,
+                                                   const std::vector<double>& params) {
+  const auto [pred, target, n] = box_pair_inputs(pred_in, target_in);
   at::Tensor out = at::empty({n}, pred.options());
   at::Tensor l_iou = variant == kWIoU ? at::empty({n}, pred.options()) : at::Tensor();
   const Params prm = make_params(eps, params);
@@ -353,29 +338,22 @@ std::tuple<at::Tensor, at::Tensor> variant_forward(const at::Tensor& pred_in,
 }
 
 std::tuple<at::Tensor, at::Tensor> variant_backward(const at::Tensor& grad_in,
-                                                        const at::Tensor& pred_in,
-                                                        const at::Tensor& target_in,
-                                                        int64_t variant, int64_t base,
-                                                        double eps,
-                                                        const std::vector<double>& params,
-                                                        bool target_grad) {
-  check_inputs(pred_in, target_in);
-  const int64_t n = pred_in.size(0);
-  TORCH_CHECK(grad_in.dim() == 1 && grad_in.size(0) == n,
-              "iou variant kernels: grad must be (N,)");
-  const at::Tensor pred = pred_in.contiguous(), target = target_in.contiguous();
-  // An expanded gradient (stride 0, from a sum) is read in place rather than materialised.
-  const at::Tensor grad = grad_in.to(pred.scalar_type());
-  at::Tensor grad_pred = at::empty_like(pred);
-  at::Tensor grad_target = target_grad ? at::empty_like(target) : at::Tensor();
+                                                    const at::Tensor& pred_in,
+                                                    const at::Tensor& target_in, int64_t variant,
+                                                    int64_t base, double eps,
+                                                    const std::vector<double>& params,
+                                                    bool target_grad) {
+  const BoxPairBackward io = box_pair_backward(grad_in, pred_in, target_in, target_grad);
+  const at::Tensor &pred = io.pred, &target = io.target, &grad = io.grad;
+  const int64_t n = io.n;
   const Params prm = make_params(eps, params);
   AT_DISPATCH_FLOATING_TYPES(pred.scalar_type(), "iou_variant_backward", [&] {
     const scalar_t* g = grad.data_ptr<scalar_t>();
     const int64_t gs = grad.stride(0);
     const scalar_t* p = pred.data_ptr<scalar_t>();
     const scalar_t* t = target.data_ptr<scalar_t>();
-    scalar_t* gp = grad_pred.data_ptr<scalar_t>();
-    scalar_t* gt = target_grad ? grad_target.data_ptr<scalar_t>() : nullptr;
+    scalar_t* gp = io.grad_pred.data_ptr<scalar_t>();
+    scalar_t* gt = target_grad ? io.grad_target.data_ptr<scalar_t>() : nullptr;
     dispatch_variant(variant, base, [&](auto v, auto b) {
       constexpr int64_t V = decltype(v)::value, B = decltype(b)::value;
       if (target_grad) {
@@ -385,5 +363,5 @@ std::tuple<at::Tensor, at::Tensor> variant_backward(const at::Tensor& grad_in,
       }
     });
   });
-  return std::make_tuple(grad_pred, grad_target);
+  return std::make_tuple(io.grad_pred, io.grad_target);
 }
