@@ -1,14 +1,26 @@
 """mmdet-losses. Built with ``pip install --no-build-isolation -e .`` (tools/setup.sh does it):
 every folder ``mmdet_losses/ops/csrc/<name>/`` becomes a C++ extension
-``mmdet_losses.ops._<name>`` compiled against the installed torch. Without torch at build time,
-or with ``MMDET_LOSSES_NO_EXT=1``, nothing is compiled and the pure-PyTorch paths are used."""
+``mmdet_losses.ops._<name>`` compiled against the installed torch. ``MMDET_LOSSES_NO_EXT=1``
+compiles nothing (the pure-PyTorch paths run); without it, a build that cannot see torch fails
+with a message instead of silently producing a package without kernels."""
 import glob
 import os
 import shutil
 
-from setuptools import find_packages, setup
+from setuptools import Extension, find_packages, setup
+from setuptools.command.build_ext import build_ext
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+class _NoTorchBuildExt(build_ext):
+    def run(self):
+        raise SystemExit(
+            'mmdet-losses: torch is not importable in this build environment, so the C++ '
+            'kernels cannot be compiled (the losses would run 15-30x slower). Install torch '
+            'first and build against it with `pip install --no-build-isolation .` (pip\'s '
+            'build isolation hides the installed torch), or set MMDET_LOSSES_NO_EXT=1 to '
+            'install the pure-PyTorch version on purpose.')
 
 
 def extensions():
@@ -17,7 +29,9 @@ def extensions():
     try:
         from torch.utils.cpp_extension import BuildExtension, CppExtension
     except ImportError:
-        return {}, []
+        # Not silently kernel-free: a build without torch (pip's default build isolation hides
+        # the installed one) fails at build_ext, saying how to build; sdist and metadata work.
+        return {'build_ext': _NoTorchBuildExt}, [Extension('mmdet_losses.ops._kernels', [])]
     class InPlaceSafeBuildExtension(BuildExtension):
         """``build_ext --inplace`` that replaces a built library (a new file, renamed over the
         old one) instead of writing into it: a process that has the old one loaded keeps
@@ -51,6 +65,14 @@ setup(
     version='0.1.0',
     description='Losses for MMDetection 3.x: regression, classification, metric learning '
     'and the IoU family, correct at the edges and fast.',
+    long_description=open(os.path.join(HERE, 'README.md'), encoding='utf-8').read(),
+    long_description_content_type='text/markdown',
+    license='Apache-2.0',
+    license_files=['LICENSE'],
+    classifiers=['License :: OSI Approved :: Apache Software License',
+                 'Programming Language :: Python :: 3',
+                 'Programming Language :: C++',
+                 'Topic :: Scientific/Engineering :: Artificial Intelligence'],
     packages=find_packages(include=['mmdet_losses', 'mmdet_losses.*']),
     python_requires='>=3.8',
     install_requires=['torch>=1.13', 'mmengine>=0.7'],
