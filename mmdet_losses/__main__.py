@@ -1,4 +1,4 @@
-"""``python -m mmdet_losses list|show NAME|info``: the catalogue of
+"""``python -m mmdet_losses list|show NAME|info|check CONFIG``: the catalogue of
 registered losses (see :mod:`mmdet_losses.catalogue`). Importing this module does nothing."""
 
 if __name__ == '__main__':

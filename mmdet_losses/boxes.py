@@ -54,13 +54,13 @@ boxes, where mmdet and torchvision give NaN, inf or gradients of order 1/eps:
 - ``atan2`` has a finite gradient for a zero-height box, and the point box is special-cased.
 """
 import math
-from functools import cached_property
 from typing import Optional
 
 import torch
 from torch import Tensor
 
-from .validation import check_choice, check_number, check_tensor, compute_dtype
+from .validation import (check_choice, check_loss_tensors, check_number, check_tensor,
+                         compute_dtype)
 
 __all__ = ['BOX_FORMATS', 'box_convert', 'box_area', 'box_iou', 'BoxPair']
 
@@ -118,6 +118,28 @@ def box_area(boxes: Tensor, box_format: str = 'xyxy') -> Tensor:
     return (x2 - x1).clamp(min=0) * (y2 - y1).clamp(min=0)
 
 
+class cached_property:  # noqa: N801 (named as functools')
+    """``functools.cached_property`` without its lock: computed on first access and stored in
+    the instance. Python 3.11's version takes an ``RLock``, which ``torch.compile`` cannot
+    trace (a graph break, an error under ``fullgraph=True``); a BoxPair is never shared
+    between threads."""
+
+    def __init__(self, func):
+        self.func = func
+        self.name = func.__name__
+        self.__doc__ = func.__doc__
+
+    def __set_name__(self, owner, name):
+        self.name = name
+
+    def __get__(self, instance, owner=None):
+        if instance is None:
+            return self
+        value = self.func(instance)
+        instance.__dict__[self.name] = value
+        return value
+
+
 def _angle(w: Tensor, h: Tensor) -> Tensor:
     """``atan(w / h)`` of the sides clamped at 0, as ``atan2``; 0 with a zero gradient (not
     0/0) for a point box."""
@@ -140,8 +162,26 @@ class BoxPair:
     """
 
     def __init__(self, a: Tensor, b: Tensor) -> None:
+        self.a, self.b = a, b
         self.x1a, self.y1a, self.x2a, self.y2a = a.unbind(-1)
         self.x1b, self.y1b, self.x2b, self.y2b = b.unbind(-1)
+
+    @cached_property
+    def nonfinite(self) -> Tensor:
+        """0, with a zero gradient, for a pair whose 8 coordinates are finite; NaN, with a NaN
+        gradient for all 8, for a pair with a NaN or +-inf coordinate:
+        ``(sum (a - a) + sum (b - b))^2``. The losses add it to their value, so that a
+        non-finite box never gives a finite loss or gradient (the relus, clamps and bounds of
+        the geometry would otherwise turn an inf side into a finite 0 or 1).
+
+        Example:
+            >>> inf = float('inf')
+            >>> BoxPair(torch.tensor([[0.0, 0, 2, 2], [0, 0, inf, 2]]),
+            ...         torch.tensor([[1.0, 1, 3, 3], [1, 1, 3, 3]])).nonfinite
+            tensor([0., nan])
+        """
+        z = ((self.a - self.a) + (self.b - self.b)).sum(-1)
+        return z * z
 
     @cached_property
     def wa(self) -> Tensor:
@@ -297,8 +337,14 @@ def box_iou(boxes1: Tensor, boxes2: Tensor, mode: str = 'iou', box_format: str =
     check_choice('mode', mode, IOU_MODES)
     check_choice('box_format', box_format, BOX_FORMATS)
     eps = check_number('eps', eps, low=0.0)
-    a = to_xyxy('boxes1', boxes1, box_format)
-    b = to_xyxy('boxes2', boxes2, box_format)
+    check_loss_tensors(boxes1=boxes1, boxes2=boxes2)  # real tensors, one device
+    check_boxes('boxes1', boxes1)
+    check_boxes('boxes2', boxes2)
+    # both straight to the compute dtype, before converting (x + w / 2 of huge half-precision
+    # boxes overflows float16; boxes2 is not rounded through boxes1's half dtype)
+    dtype = compute_dtype(boxes1)
+    a = to_xyxy('boxes1', boxes1.to(dtype), box_format)
+    b = to_xyxy('boxes2', boxes2.to(dtype), box_format)
     if aligned:
         if a.shape != b.shape:
             raise ValueError(f'boxes2 must have the shape of boxes1 {tuple(a.shape)} when '
@@ -307,9 +353,13 @@ def box_iou(boxes1: Tensor, boxes2: Tensor, mode: str = 'iou', box_format: str =
         raise ValueError(f'boxes1 and boxes2 must have shape (..., N, 4) and (..., M, 4), '
                          f'got {tuple(a.shape)} and {tuple(b.shape)}')
     else:
+        try:
+            torch.broadcast_shapes(a.shape[:-2], b.shape[:-2])
+        except RuntimeError:
+            raise ValueError(f'boxes1 and boxes2 must have batch dims that broadcast (..., N, 4) '
+                             f'and (..., M, 4), got {tuple(a.shape)} and '
+                             f'{tuple(b.shape)}') from None
         a, b = a.unsqueeze(-2), b.unsqueeze(-3)
-    dtype = compute_dtype(a)
-    a, b = a.to(dtype), b.to(dtype)
     pair = BoxPair(a, b)
     if mode == 'iou':
         out = pair.iou_clamped(eps)

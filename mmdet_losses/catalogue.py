@@ -2,9 +2,9 @@
 
 Everything here is derived from :data:`mmdet_losses.registry.MODELS` and the classes in it:
 parameters and defaults from :func:`inspect.signature`, the paper from the ``Reference:`` line
-of the class docstring (or of the functional form the class calls), the kind of input from a
-``Shape:`` section or the ``pred`` argument of those docstrings (or, failing that, the first
-sentence of the functional module's docstring that speaks of ``pred``, else its first).
+of the class docstring (or of the functional form the class calls), the kind of input from the
+class's ``inputs`` attribute, else a ``Shape:`` section or the ``pred`` argument of those
+docstrings.
 Whatever is not written down shows as ``-``.
 
 Run it as ``python -m mmdet_losses list`` and ``python -m mmdet_losses show CIoULoss``.
@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Callable, Dict, List, Optional, Sequence
 
 __all__ = ['LossEntry', 'catalogue', 'describe', 'lookup', 'config_snippet', 'format_list',
-           'format_show', 'main']
+           'format_show', 'format_info', 'main']
 
 ABSENT = '-'
 SCOPE = 'mmdet_losses'
@@ -147,21 +147,6 @@ def _input_kind(docs: Sequence[str]) -> Optional[str]:
     return None
 
 
-def _sentences(doc: str) -> List[str]:
-    """The sentences of a docstring (paragraphs joined; a sentence ends at '.' or ';' before a
-    space)."""
-    paragraphs = ' '.join(line.strip() or '\n' for line in doc.splitlines()).split('\n')
-    return [sentence.strip().rstrip('.;') for paragraph in paragraphs
-            for sentence in re.split(r'(?<=[.;])\s+', paragraph) if sentence.strip()]
-
-
-def _module_input(doc: str) -> Optional[str]:
-    """From a module docstring: its first sentence that speaks of ``pred``, else its first."""
-    sentences = _sentences(doc)
-    about_pred = [s for s in sentences if re.search(r'\bpred\b', s)]
-    return (about_pred or sentences or [None])[0]
-
-
 def _functional_of(cls: type) -> Optional[Callable]:
     """The functional form the class's ``compute`` calls (``F.name(...)``), else the function
     of :mod:`mmdet_losses.functional` whose name is the class name in snake case."""
@@ -200,10 +185,7 @@ def describe(cls: type, name: Optional[str] = None) -> LossEntry:
     if functional is not None:
         docs.append(inspect.getdoc(functional) or '')
     paper = next(filter(None, map(_reference, docs)), None)
-    kind = _input_kind(docs)
-    if kind is None and functional is not None:
-        module_doc = inspect.getdoc(sys.modules.get(functional.__module__)) or ''
-        kind = _module_input(module_doc)
+    kind = getattr(cls, 'inputs', None) or _input_kind(docs)
     return LossEntry(name=name, cls=cls, family=_family(cls), parameters=_parameters(cls),
                      input_kind=_plain(kind) if kind else ABSENT,
                      paper=_plain(paper) if paper else ABSENT, functional=functional)
@@ -291,8 +273,7 @@ def format_list(entries: Sequence[LossEntry], width: int = 100) -> str:
         >>> print(format_list([entry]))  # doctest: +ELLIPSIS
         regression (1)
           SmoothL1Loss(beta=1.0, reduction='mean', loss_weight=1.0)
-            input: Regression losses on tensors of any shape: pred and target have the same
-                   shape and reduction='none' keeps it
+            input: pred and target: tensors of one shape, any shape
             paper: Girshick, "Fast R-CNN", ICCV 2015.
     """
     families: Dict[str, List[LossEntry]] = {}
@@ -327,8 +308,31 @@ def format_show(entry: LossEntry, width: int = 100) -> str:
     return '\n'.join(out)
 
 
+#: What each compiled kernel fuses (the rest always runs its pure-PyTorch path).
+KERNEL_LOSSES = {
+    'focal': 'FocalLoss with class-index targets',
+    'iou': 'the 13 IoU-family losses and diou_nms',
+    'regression': 'L1Loss, MSELoss, RMSELoss, SmoothL1Loss, BalancedL1Loss',
+}
+
+
+def format_info() -> str:
+    """Versions, and each compiled kernel's state, dtypes, devices and losses."""
+    import torch
+
+    import mmdet_losses
+    from mmdet_losses.ops._ext import KERNEL_DEVICES, KERNEL_DTYPES, kernel_status
+    out = [f'mmdet_losses {mmdet_losses.__version__} (torch {torch.__version__})',
+           f'compiled kernels ({", ".join(KERNEL_DTYPES)} on {", ".join(KERNEL_DEVICES)}; '
+           'elsewhere the pure-PyTorch path):']
+    for name, state in kernel_status().items():
+        out.append(f'  {name:<11} {state:<10} {KERNEL_LOSSES.get(name, "")}')
+    return '\n'.join(out)
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    """``python -m mmdet_losses {list,show NAME}``; returns the exit status."""
+    """``python -m mmdet_losses {list,show NAME,info,check CONFIG}``; returns the exit
+    status."""
     parser = argparse.ArgumentParser(
         prog=f'python -m {SCOPE}',
         description='The losses registered by mmdet_losses, read from the code.')
@@ -337,7 +341,20 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     listing.add_argument('--family', help='only this family (e.g. regression, iou)')
     show = commands.add_parser('show', help="one loss's docstring and a config snippet")
     show.add_argument('name', help='a registered class name, e.g. CIoULoss')
+    commands.add_parser('info', help='versions, and which compiled kernels are active')
+    check = commands.add_parser(
+        'check', help='find config mistakes that train silently (exit 1 on an error)')
+    check.add_argument('config', help='an mmdet config file (_base_ and mmdet:: bases work)')
+    check.add_argument('--strict', action='store_true', help='exit 1 on warnings too')
     args = parser.parse_args(argv)
+
+    if args.command == 'check':
+        from mmdet_losses.config_check import main as check_main
+        return check_main(args.config, strict=args.strict)
+
+    if args.command == 'info':
+        print(format_info())
+        return 0
 
     if args.command == 'list':
         entries = catalogue()

@@ -6,7 +6,9 @@ import importlib.util
 import itertools
 import json
 import math
+import os
 import os.path as osp
+import subprocess
 import sys
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
@@ -94,3 +96,57 @@ def assert_finite_losses(records):
         for key, value in record.items():
             if key.startswith('loss'):
                 assert math.isfinite(value), f'{key} = {value} at step {record["step"]}'
+
+
+# glibc fills every fresh malloc block with 0x7f bytes (~3.4e38 as a float32 or bfloat16): a
+# kernel that reads memory it never wrote then gives inf/NaN every time instead of now and then
+POISON_MALLOC = {'MALLOC_PERTURB_': '128'}
+
+_TRAIN_IN_CHILD = """
+import sys
+sys.path.insert(0, {tests!r})
+from _integration_utils import load_tool, shrink
+train = load_tool('train')
+args = train.parse_args([{config!r}, '--work-dir', {work_dir!r}, *{extra_args!r}])
+runner = train.run_train(shrink(train.build_config(args), {data_root!r}, {work_dir!r}, {epochs!r}))
+print('OPTIM_WRAPPER=' + type(runner.optim_wrapper).__name__, flush=True)
+"""
+
+
+def train_in_subprocess(config, data_root, work_dir, epochs, extra_args=(), env=None,
+                        timeout=300):
+    """tools/train.py on the tiny data (as ``shrink`` sets it) in a fresh interpreter, with
+    ``env`` added to the environment (``POISON_MALLOC`` must be set before the process starts:
+    glibc reads it once). Returns the name of the optimizer wrapper the runner used."""
+    code = _TRAIN_IN_CHILD.format(tests=osp.join(ROOT, 'tests'), config=config,
+                                  work_dir=str(work_dir), extra_args=list(extra_args),
+                                  data_root=str(data_root), epochs=epochs)
+    done = subprocess.run([sys.executable, '-c', code], cwd=ROOT, capture_output=True,
+                          text=True, timeout=timeout, env={**os.environ, **(env or {})})
+    assert done.returncode == 0, f'training failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}'
+    names = [line.split('=', 1)[1] for line in done.stdout.splitlines()
+             if line.startswith('OPTIM_WRAPPER=')]
+    assert names, f'no OPTIM_WRAPPER line in:\n{done.stdout[-3000:]}'
+    return names[-1]
+
+
+def assert_finite_grad_norms(records):
+    """Every training step logged a finite gradient norm (mmengine logs ``grad_norm`` when the
+    optimizer wrapper clips gradients)."""
+    assert records, 'no training step was logged'
+    for record in records:
+        assert 'grad_norm' in record, f'no grad_norm at step {record["step"]}: {record}'
+        value = record['grad_norm']
+        assert math.isfinite(value) and value > 0, f'grad_norm = {value} at step {record["step"]}'
+
+
+def assert_finite_checkpoint(path):
+    """Every floating-point tensor of the checkpoint's model state is finite; returns the
+    number of tensors checked."""
+    import torch
+    state = torch.load(path, map_location='cpu', weights_only=False)['state_dict']
+    tensors = {k: v for k, v in state.items() if torch.is_tensor(v) and v.is_floating_point()}
+    assert tensors, f'no floating-point tensor in {path}'
+    bad = [k for k, v in tensors.items() if not torch.isfinite(v).all()]
+    assert not bad, f'{len(bad)} of {len(tensors)} tensors of {path} hold inf/NaN: {bad[:5]}'
+    return len(tensors)

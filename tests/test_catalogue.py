@@ -47,11 +47,11 @@ def test_list_shows_parameters_defaults_input_and_paper(capsys):
     block = out.split('  BalancedL1Loss(', 1)[1]
     assert block.startswith("alpha=0.5, gamma=1.5, beta=1.0, reduction='mean', "
                             'loss_weight=1.0)\n')
-    # the paper comes from the functional form's docstring; the input from its module
+    # the paper comes from the functional form's docstring; the input from the class
     assert '    paper: Pang et al., "Libra R-CNN: Towards Balanced Learning for Object ' \
            'Detection", CVPR 2019.' in block
-    assert "input: Regression losses on tensors of any shape: pred and target have the same " \
-           "shape and reduction='none' keeps it paper:" in ' '.join(block.split())
+    assert 'input: pred and target: tensors of one shape, any shape paper:' \
+        in ' '.join(block.split())
     lines = out.splitlines()
     l1 = lines.index("  L1Loss(reduction='mean', loss_weight=1.0)")
     paper = next(line for line in lines[l1 + 1:] if line.startswith('    paper:'))
@@ -212,3 +212,16 @@ def test_importing_main_does_nothing(capsys):
     importlib.reload(entry)
     captured = capsys.readouterr()
     assert (captured.out, captured.err) == ('', '')
+
+
+def test_every_loss_states_its_input_not_a_module_summary():
+    """The input line describes pred (and target), never the first sentence of a module
+    docstring (which once showed "Margin-based losses of a score f..." for ZeroOneLoss)."""
+    for entry in cat.catalogue():
+        assert entry.input_kind != cat.ABSENT, entry.name
+        modules = [entry.cls.__module__]
+        if entry.functional is not None:
+            modules.append(entry.functional.__module__)
+        for module in modules:
+            summary = (sys.modules[module].__doc__ or '').split()[:6]
+            assert entry.input_kind.split()[:6] != summary, f'{entry.name}: {entry.input_kind}'

@@ -92,7 +92,8 @@ def test_info_names_every_kernel_and_its_state():
 
 
 def test_a_build_without_torch_fails_loudly(tmp_path):
-    shutil.copy(ROOT / 'setup.py', tmp_path / 'setup.py')
+    for name in ('setup.py', 'README.md'):
+        shutil.copy(ROOT / name, tmp_path / name)
     hide_torch = ("import sys; sys.modules['torch'] = None; "
                   "sys.argv = ['setup.py', 'build_ext']; import runpy; runpy.run_path('setup.py', run_name='__main__')")
     env = {k: v for k, v in os.environ.items() if k != 'MMDET_LOSSES_NO_EXT'}
@@ -104,7 +105,8 @@ def test_a_build_without_torch_fails_loudly(tmp_path):
 
 
 def test_a_build_with_no_ext_needs_no_torch(tmp_path):
-    shutil.copy(ROOT / 'setup.py', tmp_path / 'setup.py')
+    for name in ('setup.py', 'README.md'):
+        shutil.copy(ROOT / name, tmp_path / name)
     hide_torch = ("import sys; sys.modules['torch'] = None; "
                   "sys.argv = ['setup.py', '--name']; import runpy; runpy.run_path('setup.py', run_name='__main__')")
     env = dict(os.environ, MMDET_LOSSES_NO_EXT='1')

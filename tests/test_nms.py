@@ -118,6 +118,81 @@ def test_degenerate_boxes_stay_finite(path):
     assert keep.tolist() == [0, 1, 2, 3]  # zero areas: IoU 0, nothing above 0.5
 
 
+# ------------------------------------------------------- non-finite boxes and scores
+def _without(boxes, scores, drop, threshold, beta=1.0):
+    """The reference's kept indices with the boxes ``drop`` removed beforehand."""
+    rest = [i for i in range(boxes.shape[0]) if i not in drop]
+    kept = greedy_reference(boxes[rest].double(), scores[rest], threshold, beta)
+    return [rest[k] for k in kept]
+
+
+@pytest.mark.parametrize('value', [float('nan'), float('inf'), -float('inf')])
+@pytest.mark.parametrize('position', range(4))
+def test_nonfinite_box_is_discarded(path, value, position):
+    """A box with a NaN or infinite coordinate is never kept and suppresses nothing, wherever
+    it ranks (before the issue, the kernel let a NaN box suppress valid ones: [0, 2] against
+    the plain path's [0, 1, 2])."""
+    boxes, scores = clustered_boxes(40, seed=31)
+    for bad in (int(scores.argmax()), 7, int(scores.argmin())):
+        hostile = boxes.clone()
+        hostile[bad, position] = value
+        keep = mmdet_losses.diou_nms(hostile, scores, 0.5)
+        assert bad not in keep.tolist()
+        assert keep.tolist() == _without(boxes, scores, {bad}, 0.5)
+    # the issue's case: three boxes, the first NaN; the other two do not overlap
+    boxes = torch.tensor([[0.0, 0.0, 10.0, 10.0], [0.0, 0.0, 10.0, 10.0],
+                          [20.0, 20.0, 30.0, 30.0]])
+    boxes[0, position] = value
+    assert mmdet_losses.diou_nms(boxes, torch.tensor([0.9, 0.8, 0.7]), 0.5).tolist() == [1, 2]
+
+
+def test_nan_score_is_discarded_and_infinite_scores_are_sort_keys(path):
+    boxes, scores = clustered_boxes(40, seed=32)
+    hostile = scores.clone()
+    hostile[3] = float('nan')
+    keep = mmdet_losses.diou_nms(boxes, hostile, 0.5)
+    assert keep.tolist() == _without(boxes, scores, {3}, 0.5)
+    # +inf ranks first and -inf last, as any score would there
+    hostile = scores.clone()
+    hostile[5], hostile[6] = float('inf'), -float('inf')
+    ranked = scores.clone()
+    ranked[5], ranked[6] = 2.0, -1.0
+    keep = mmdet_losses.diou_nms(boxes, hostile, 0.5)
+    assert keep.tolist() == greedy_reference(boxes.double(), ranked, 0.5)
+    assert keep[0] == 5
+    # only non-finite candidates: nothing kept
+    assert mmdet_losses.diou_nms(boxes[:2] * float('nan'), scores[:2], 0.5).tolist() == []
+    assert mmdet_losses.diou_nms(boxes[:2], scores[:2] * float('nan'), 0.5).tolist() == []
+
+
+@pytest.mark.skipif(not kernels_available(), reason='mmdet_losses.ops._iou is not built')
+def test_kernel_itself_skips_nonfinite_boxes():
+    """The compiled greedy loop, called directly on sorted boxes, neither keeps a non-finite box
+    nor lets it suppress (a NaN box used to act as a finite one through its min/max)."""
+    boxes = torch.tensor([[0.0, 0.0, 10.0, float('nan')], [0.0, 0.0, 10.0, 10.0],
+                          [float('-inf'), 0.0, 10.0, 10.0], [1.0, 1.0, 10.0, 10.0]])
+    kept = nms_module._EXT.diou_nms_sorted(boxes, 0.5, 1.0, nms_module.NMS_EPS)
+    assert kept.tolist() == [1]  # box 3 overlaps box 1 (IoU 0.81): suppressed by it
+
+
+def test_batched_discards_nonfinite_boxes_and_scores(path):
+    boxes, scores = clustered_boxes(60, seed=33)
+    idxs = torch.randint(0, 3, (60,), generator=torch.Generator().manual_seed(3))
+    hostile_boxes, hostile_scores = boxes.clone(), scores.clone()
+    hostile_boxes[4, 1] = float('nan')
+    hostile_boxes[9, 2] = float('inf')
+    hostile_scores[12] = float('nan')
+    keep = mmdet_losses.batched_diou_nms(hostile_boxes, hostile_scores, idxs, 0.4)
+    drop = {4, 9, 12}
+    expected = []
+    for group in range(3):
+        members = [i for i in range(60) if idxs[i] == group and i not in drop]
+        kept = greedy_reference(boxes[members].double(), scores[members], 0.4)
+        expected += [members[k] for k in kept]
+    expected.sort(key=lambda i: (-float(scores[i]), i))
+    assert keep.tolist() == expected
+
+
 def test_batched_per_class(path):
     boxes, scores = clustered_boxes(150, seed=21)
     idxs = torch.randint(0, 4, (150,), generator=torch.Generator().manual_seed(2))

@@ -281,17 +281,46 @@ def test_balanced_l1_log1p_over_all_magnitudes(dtype, alpha, gamma, beta):
         assert torch.all(error <= bound), (error / bound).max()
 
 
-def test_non_finite_residuals():
-    # values as on the plain path; the gradient at an infinite residual is the loss's finite
-    # slope (the plain path's torch.where gives 0 * inf = NaN through the unused branch)
-    pred = torch.tensor([float('nan'), float('inf'), -float('inf'), 1.0], requires_grad=True)
-    target = torch.tensor([0.0, 0.0, 0.0, float('inf')])
-    for fn, params, slope in [(F.smooth_l1_loss, dict(beta=0.5), 1.0),
-                              (F.balanced_l1_loss, {}, 1.5)]:
-        pred.grad = None
-        out = fn(pred, target, reduction='none', **params)
-        torch.testing.assert_close(out, plain(fn, pred.detach(), target, reduction='none',
-                                              **params), equal_nan=True)
-        assert torch.isnan(out[0]) and torch.all(torch.isinf(out[1:]))
-        out.sum().backward()
-        torch.testing.assert_close(pred.grad, torch.tensor([0.0, slope, -slope, -slope]))
+NONFINITE_CASES = [
+    (F.l1_loss, {}), (F.mse_loss, {}), (F.rmse_loss, {}), (F.smooth_l1_loss, dict(beta=0.5)),
+    (F.smooth_l1_loss, dict(beta=0.0)), (F.balanced_l1_loss, {}),
+]
+
+
+@pytest.mark.parametrize('fn,params', NONFINITE_CASES,
+                         ids=[f'{fn.__name__}-{params}' for fn, params in NONFINITE_CASES])
+@pytest.mark.parametrize('where', ['pred', 'target', 'weight'])
+@pytest.mark.parametrize('reduction', ['none', 'mean', 'sum'])
+def test_non_finite_inputs_give_non_finite_loss_and_gradient(fn, params, where, reduction):
+    """The contract (issue #11, point 2): a NaN or infinite value in pred, target or weight
+    gives a non-finite loss for that element and a non-finite gradient (pred's and target's),
+    on the kernel as on the plain path; the other elements are untouched. (Before, the
+    SmoothL1/BalancedL1 kernel gave the finite slope at an infinite residual and 0 at a NaN
+    one, where the plain path gives NaN.)"""
+    pred, target, weight = _data(shape=(4, 6), seed=3)
+    bad_values = [float('nan'), float('inf'), -float('inf')]
+    hostile = {'pred': pred, 'target': target, 'weight': weight}[where]
+    bad = torch.zeros(pred.shape, dtype=torch.bool)
+    for k, value in enumerate(bad_values):
+        hostile.view(-1)[3 + 5 * k] = value
+        bad.view(-1)[3 + 5 * k] = True
+    results = {}
+    for through_kernel in (True, False):
+        results[through_kernel] = _run(fn, pred, target, weight, reduction, None, params,
+                                       through_kernel)
+    loss, grad_pred, grad_target = results[True]
+    ref_loss, ref_pred, ref_target = results[False]
+    for got in (grad_pred, grad_target):
+        assert not torch.isfinite(got[bad]).any(), got[bad]
+    if reduction == 'none' and fn is not F.rmse_loss:
+        assert not torch.isfinite(loss[bad]).any(), loss[bad]
+    else:
+        assert not torch.isfinite(loss).all()
+    # the same on the plain path, and the same values everywhere else
+    ok = ~bad
+    for got, want in ((grad_pred, ref_pred), (grad_target, ref_target)):
+        assert torch.equal(torch.isfinite(got), torch.isfinite(want))
+        torch.testing.assert_close(got[ok], want[ok], rtol=1e-5, atol=1e-6, equal_nan=True)
+    torch.testing.assert_close(torch.isfinite(loss), torch.isfinite(ref_loss))
+    if reduction == 'none':
+        torch.testing.assert_close(loss[ok], ref_loss[ok], rtol=1e-5, atol=1e-6)

@@ -1,18 +1,23 @@
-"""Train the same detector with several bounding-box losses, same budget and seed, and compare.
+"""Train the same detector with several bounding-box losses, same budget and seeds, and compare
+them with error bars.
 
 Each loss trains the base config (default: the main job's RetinaNet-R18) with only
 ``model.bbox_head.loss_bbox`` (and ``reg_decoded_bbox``) changed, as its own
-``tools/train.py`` process, validating after every ``--val-interval`` epochs. Writes
+``tools/train.py`` process per seed, validating after every ``--val-interval`` epochs. Writes
 
-* a Markdown table (bbox mAP, AP50, AP75 on the validation split, the last logged training
-  loss, the training wall time) to ``--out-md`` (default ``docs/compare_losses.md``);
-* a plot of the validation mAP per epoch for every loss to ``--out-png``
-  (default ``docs/figures/compare_losses.png``).
+* a Markdown table to ``--out-md`` (default ``work_dirs/compare_losses/compare_losses.md``):
+  per loss the mean bbox mAP, AP50 and AP75 over the seeds with the 95% confidence interval
+  of the mean mAP (Student's t), and the paired difference to the best loss (same seed, so
+  the same initialisation and data order) with its 95% interval: a difference whose interval
+  excludes 0 is significant at the 5% level;
+* a plot of the mean mAP with those intervals to ``--out-png``
+  (default ``work_dirs/compare_losses/compare_losses.png``).
 
-    python tools/compare_losses.py                                  # every available loss
+    python tools/compare_losses.py --seeds 0 1 2                   # every default loss
     python tools/compare_losses.py --losses SmoothL1 GIoU CIoU --epochs 2 --num-train 200
 
-A loss that ``mmdet_losses`` does not (yet) provide is skipped with a note.
+A loss that ``mmdet_losses`` does not (yet) provide is skipped with a note. With one seed
+there is no interval: the table says so.
 """
 import argparse
 import glob
@@ -54,13 +59,17 @@ def parse_args(argv=None):
     parser.add_argument('--num-train', type=int,
                         help='use the first N training images (default: all)')
     parser.add_argument('--val-interval', type=int, default=1, help='validate every N epochs')
-    parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2],
+                        help='one training run per loss and seed (default: 0 1 2)')
     parser.add_argument('--work-dir', default='work_dirs/compare_losses')
-    parser.add_argument('--out-md', default='docs/compare_losses.md')
-    parser.add_argument('--out-png', default='docs/figures/compare_losses.png')
+    parser.add_argument('--out-md', help='default: WORK_DIR/compare_losses.md')
+    parser.add_argument('--out-png', help='default: WORK_DIR/compare_losses.png')
     parser.add_argument('--cfg-options', nargs='+', default=[],
                         help='more tools/train.py --cfg-options for every run')
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    args.out_md = args.out_md or osp.join(args.work_dir, 'compare_losses.md')
+    args.out_png = args.out_png or osp.join(args.work_dir, 'compare_losses.png')
+    return args
 
 
 def available_losses():
@@ -107,8 +116,8 @@ def read_scalars(run_dir):
     return train, val
 
 
-def train_one(name, config, run_dir, args):
-    options = [f'randomness.seed={args.seed}', f'train_cfg.val_interval={args.val_interval}',
+def train_one(name, config, run_dir, args, seed):
+    options = [f'randomness.seed={seed}', f'train_cfg.val_interval={args.val_interval}',
                *args.cfg_options]
     if args.num_train is not None:
         options.append(f'train_dataloader.dataset.indices={args.num_train}')
@@ -120,63 +129,134 @@ def train_one(name, config, run_dir, args):
         status = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
     seconds = time.time() - start
     train, val = read_scalars(run_dir)
-    row = dict(name=name, seconds=seconds, ok=status.returncode == 0,
+    row = dict(name=name, seed=seed, seconds=seconds, ok=status.returncode == 0,
                loss=train[-1]['loss'] if train else math.nan,
                curve=[(r['step'], r['coco/bbox_mAP']) for r in val])
     last = val[-1] if val else {}
     for key in ('mAP', 'mAP_50', 'mAP_75'):
         row[key] = last.get(f'coco/bbox_{key}', math.nan)
     status_text = 'ok' if row['ok'] else f'FAILED (see {run_dir}/train_stdout.log)'
-    print(f'[compare] {name}: {status_text}, mAP {row["mAP"]:.3f}, {seconds:.0f} s', flush=True)
+    print(f'[compare] {name} seed {seed}: {status_text}, mAP {row["mAP"]:.3f}, '
+          f'{seconds:.0f} s', flush=True)
     return row
 
 
+def t_quantile(df: int) -> float:
+    """The 0.975 quantile of Student's t with ``df`` degrees of freedom (95% two-sided)."""
+    from scipy import stats
+    return float(stats.t.ppf(0.975, df))
+
+
+def mean_interval(values):
+    """(mean, half-width of its 95% confidence interval; NaN for fewer than two values)."""
+    n = len(values)
+    mean = sum(values) / n
+    if n < 2:
+        return mean, math.nan
+    std = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1))
+    return mean, t_quantile(n - 1) * std / math.sqrt(n)
+
+
+def summarise(rows):
+    """Per loss: mean mAP/AP50/AP75 over its seeds, the 95% interval of the mean mAP, and the
+    paired (same seed) difference to the best loss with its 95% interval, best first.
+    Failed runs are left out."""
+    by_loss = {}
+    for r in rows:
+        if r['ok'] and not math.isnan(r['mAP']):
+            by_loss.setdefault(r['name'], {})[r['seed']] = r
+    summary = []
+    for name, runs in by_loss.items():
+        mean, half = mean_interval([r['mAP'] for r in runs.values()])
+        summary.append(dict(
+            name=name, runs=runs, n=len(runs), mAP=mean, ci=half,
+            mAP_50=sum(r['mAP_50'] for r in runs.values()) / len(runs),
+            mAP_75=sum(r['mAP_75'] for r in runs.values()) / len(runs)))
+    summary.sort(key=lambda s: -s['mAP'])
+    if summary:
+        best = summary[0]
+        for s in summary:
+            seeds = sorted(set(s['runs']) & set(best['runs']))
+            diffs = [s['runs'][k]['mAP'] - best['runs'][k]['mAP'] for k in seeds]
+            s['diff'], s['diff_ci'] = mean_interval(diffs) if diffs else (math.nan, math.nan)
+            s['significant'] = (s is not best and not math.isnan(s['diff_ci'])
+                                and abs(s['diff']) > s['diff_ci'])
+    return summary
+
+
+def format_table(summary):
+    lines = ['| bbox loss | seeds | mAP (mean ± 95% CI) | AP50 | AP75 | vs best (paired, 95% CI) |'
+             ' significant |',
+             '| --- | ---: | ---: | ---: | ---: | ---: | :---: |']
+    for i, s in enumerate(summary):
+        ci = 'n/a' if math.isnan(s['ci']) else f'{s["ci"]:.3f}'
+        if i == 0:
+            versus, flag = 'best', ''
+        elif math.isnan(s['diff_ci']):
+            versus, flag = f'{s["diff"]:+.3f}', 'n/a'
+        else:
+            versus = f'{s["diff"]:+.3f} ± {s["diff_ci"]:.3f}'
+            flag = 'yes' if s['significant'] else 'no'
+        lines.append(f'| {s["name"]} | {s["n"]} | {s["mAP"]:.3f} ± {ci} | {s["mAP_50"]:.3f} | '
+                     f'{s["mAP_75"]:.3f} | {versus} | {flag} |')
+    return lines
+
+
 def write_table(rows, skipped, args, path):
-    lines = [
-        '| bbox loss | mAP | AP50 | AP75 | final loss | time (s) |',
-        '| --- | ---: | ---: | ---: | ---: | ---: |',
-    ]
+    summary = summarise(rows)
+    lines = format_table(summary)
+    runs = ['| bbox loss | seed | mAP | AP50 | AP75 | final loss | time (s) |',
+            '| --- | ---: | ---: | ---: | ---: | ---: | ---: |']
     for r in rows:
         note = '' if r['ok'] else ' (failed)'
-        lines.append(f'| {r["name"]}{note} | {r["mAP"]:.3f} | {r["mAP_50"]:.3f} | '
-                     f'{r["mAP_75"]:.3f} | {r["loss"]:.4f} | {r["seconds"]:.0f} |')
+        runs.append(f'| {r["name"]}{note} | {r["seed"]} | {r["mAP"]:.3f} | {r["mAP_50"]:.3f} | '
+                    f'{r["mAP_75"]:.3f} | {r["loss"]:.4f} | {r["seconds"]:.0f} |')
     command = 'python tools/compare_losses.py ' + ' '.join(sys.argv[1:])
     epochs = 'the config\'s' if args.epochs is None else args.epochs
     images = 'all' if args.num_train is None else args.num_train
+    significant = [s['name'] for s in summary if s.get('significant')]
+    verdict = (f'Significantly below the best ({summary[0]["name"]}) at the 5% level: '
+               f'{", ".join(significant)}; every other difference is within the seeds\' noise.'
+               if summary and significant else
+               'No difference to the best loss is significant at the 5% level.')
     text = ['# Bounding-box loss comparison', '',
-            f'Base config `{args.config}`, only the bbox loss changed; seed {args.seed}; '
-            f'{epochs} epochs on {images} training images; '
-            'mAP on the validation split after the last epoch; time is the whole training '
-            'run (with its validations).', '',
+            f'Base config `{args.config}`, only the bbox loss changed; seeds '
+            f'{", ".join(map(str, args.seeds))}; {epochs} epochs on {images} training images; '
+            'mAP on the validation split after the last epoch.', '',
+            'The interval of a mean is its 95% confidence interval (Student\'s t over the seeds). '
+            '"vs best" is the mean of the per-seed differences to the best loss (same seed: the '
+            'same initialisation and data order), with its 95% interval; the difference is '
+            'significant when that interval excludes 0.', '',
+            f'Command: `{command.strip()}`', '', *lines, '', verdict, '',
+            '## Every run', '',
             'Final loss: the total training loss (focal + box) of the last logged window. '
             'The box losses have different scales (SmoothL1 on encoded deltas with weight 1, '
             'the IoU losses on boxes with weight 2), so it shows each run converging, not '
-            'which loss is better.', '',
-            f'Command: `{command.strip()}`', '', *lines, '']
+            'which loss is better.', '', *runs, '']
     if skipped:
         text += [f'Skipped (not in mmdet_losses when this ran): {", ".join(skipped)}.', '']
     os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
     with open(path, 'w') as f:
         f.write('\n'.join(text))
-    print('\n'.join(lines), flush=True)
+    print('\n'.join(lines + ['', verdict]), flush=True)
+    return summary
 
 
-def write_plot(rows, path):
+def write_plot(summary, path):
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
-    from matplotlib.ticker import MaxNLocator
     fig, ax = plt.subplots(figsize=(6, 4), dpi=120)
-    for r in rows:
-        if r['curve']:
-            epochs, maps = zip(*r['curve'])
-            ax.plot(epochs, maps, marker='o', label=r['name'])
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_xlabel('epoch')
-    ax.set_ylabel('validation bbox mAP')
-    ax.set_title('Same detector, same seed: bbox loss only')
-    ax.grid(alpha=0.3)
-    ax.legend()
+    names = [s['name'] for s in summary]
+    means = [s['mAP'] for s in summary]
+    errors = [0.0 if math.isnan(s['ci']) else s['ci'] for s in summary]
+    ax.bar(names, means, yerr=errors, capsize=4, color='tab:blue', alpha=0.8)
+    for i, s in enumerate(summary):
+        seeds = [r['mAP'] for r in s['runs'].values()]
+        ax.plot([i] * len(seeds), seeds, 'k.', markersize=4)
+    ax.set_ylabel('validation bbox mAP (mean, 95% CI; dots: seeds)')
+    ax.set_title('Same detector and budget: bbox loss only')
+    ax.grid(alpha=0.3, axis='y')
     fig.tight_layout()
     os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
     fig.savefig(path)
@@ -193,12 +273,13 @@ def main(argv=None):
             print(f'[compare] {name}: skipped, mmdet_losses has no {class_name} yet', flush=True)
             skipped.append(name)
             continue
-        run_dir = osp.join(args.work_dir, name)
-        os.makedirs(run_dir, exist_ok=True)
         config = write_variant_config(args.config, name, args.work_dir, args.epochs)
-        rows.append(train_one(name, config, run_dir, args))
-    write_table(rows, skipped, args, args.out_md)
-    write_plot(rows, args.out_png)
+        for seed in args.seeds:
+            run_dir = osp.join(args.work_dir, name, f'seed{seed}')
+            os.makedirs(run_dir, exist_ok=True)
+            rows.append(train_one(name, config, run_dir, args, seed))
+    summary = write_table(rows, skipped, args, args.out_md)
+    write_plot(summary, args.out_png)
     print(f'[compare] wrote {args.out_md} and {args.out_png}', flush=True)
     return rows
 

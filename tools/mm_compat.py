@@ -1,27 +1,21 @@
-"""Compatibility of mmengine 0.10.7 with torch >= 2.6.
+"""Compatibility of mmengine 0.10.7 with torch >= 2.6, for this repository's tools.
 
-torch >= 2.6 loads with ``weights_only=True`` by default, which refuses mmengine's own
-checkpoints (they hold the message hub's ``HistoryBuffer`` objects and numpy scalars), so
-``--resume`` and ``load_from`` fail. :func:`patch_checkpoint_loading` makes mmengine's loader
-for local files (a checkpoint the user names) load them as mmengine expects; downloads keep
-torch's default.
+The fix itself lives in the package, where users import it too:
+:func:`mmdet_losses.compat.patch_checkpoint_loading` (mmengine's own checkpoints under
+torch >= 2.6: ``--resume``, ``load_from``, ``tools/test.py CHECKPOINT``).
 
 (mmengine's other break on new packages, ``mmdet::`` config bases needing ``pkg_resources``, is
 avoided by requirements.txt pinning setuptools below 81.)
 """
 import os.path as osp
+import sys
 
-import torch
+_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+if _ROOT not in sys.path:  # a checkout that is not pip-installed
+    sys.path.append(_ROOT)
 
+from mmdet_losses.compat import load_from_local_trusted, patch_checkpoint_loading  # noqa: E402
 
-def load_local_checkpoint(filename, map_location):
-    """mmengine's loader for local checkpoint files, with ``weights_only=False``."""
-    filename = osp.expanduser(filename)
-    if not osp.isfile(filename):
-        raise FileNotFoundError(f'{filename} can not be found.')
-    return torch.load(filename, map_location=map_location, weights_only=False)
+load_local_checkpoint = load_from_local_trusted  # the name this module used before
 
-
-def patch_checkpoint_loading():
-    from mmengine.runner.checkpoint import CheckpointLoader
-    CheckpointLoader.register_scheme(prefixes='', loader=load_local_checkpoint, force=True)
+__all__ = ['load_from_local_trusted', 'load_local_checkpoint', 'patch_checkpoint_loading']

@@ -3,10 +3,12 @@
     python tools/train.py configs/retinanet/retinanet_r18_fpn_focal-ciou_shapes.py
     python tools/train.py CONFIG --work-dir work_dirs/run --cfg-options train_cfg.max_epochs=2
     python tools/train.py CONFIG --resume            # continue from the last checkpoint
+    python tools/train.py CONFIG --strict            # stop if the config check finds a problem
     bash tools/dist_train.sh CONFIG 2                # 2 processes (gloo on a CPU)
 
 On a machine without CUDA, distributed runs use gloo and plain DDP, and ``--amp`` runs the
-forward pass under bfloat16 autocast (mmengine's AmpOptimWrapper needs a GPU). The bundled
+forward pass under bfloat16 autocast and the backward pass without oneDNN (mmengine's
+AmpOptimWrapper needs a GPU; see CPUAmpOptimWrapper). The bundled
 shapes dataset is generated first when the config names it (``shapes_generator``) and it is
 missing.
 """
@@ -50,6 +52,10 @@ def parse_args(argv=None):
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override config keys, e.g. train_cfg.max_epochs=2 '
                         'optim_wrapper.optimizer.lr=0.01')
+    parser.add_argument('--strict', action='store_true',
+                        help='stop before training when the config check (python -m '
+                        'mmdet_losses check) finds an error or a warning; without it they '
+                        'are printed and training goes on')
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
                         default='none', help='job launcher')
     # torch.distributed.launch passes --local-rank; torchrun sets LOCAL_RANK instead
@@ -69,15 +75,37 @@ class CPUAwareDistributedDataParallel(MMDistributedDataParallel):
         super().__init__(module=module, device_ids=None if on_cpu else device_ids, **kwargs)
 
 
+@contextlib.contextmanager
+def onednn_disabled():
+    """oneDNN (mkldnn) off inside the block, restored after; only the ``enabled`` flag is
+    touched (``torch.backends.mkldnn.flags`` would also reset the TF32 and precision ones)."""
+    previous = torch.backends.mkldnn.set_flags(False, None, None, None)[0]
+    try:
+        yield
+    finally:
+        torch.backends.mkldnn.set_flags(previous, None, None, None)
+
+
 @OPTIM_WRAPPERS.register_module(force=True)
 class CPUAmpOptimWrapper(OptimWrapper):
     """Mixed precision on a CPU: forward under bfloat16 autocast. bfloat16 has float32's
-    range, so no loss scaling is needed."""
+    range, so no loss scaling is needed.
+
+    The backward pass runs with oneDNN disabled: torch 2.13's bundled oneDNN computes the
+    bfloat16 convolution weight gradient from uninitialised memory when the input is 1 pixel
+    wide (3x3 kernel, stride 2, padding 1: RetinaNet's P6->P7 conv on small images), which
+    gives inf/NaN gradients and weights (tests/test_upstream_onednn.py documents it and fails
+    once torch is fixed). The forward pass keeps oneDNN; ATen's own kernels do the backward.
+    """
 
     @contextlib.contextmanager
     def optim_context(self, model):
         with super().optim_context(model), torch.autocast('cpu', dtype=torch.bfloat16):
             yield
+
+    def backward(self, loss, **kwargs):
+        with onednn_disabled():
+            super().backward(loss, **kwargs)
 
 
 def prepare_data(cfg):
@@ -180,8 +208,34 @@ def finish_distributed():
         torch.distributed.destroy_process_group()
 
 
+def check_config(cfg, strict=False):
+    """Run mmdet_losses' config check (mistakes that train silently: an IoU loss on encoded
+    deltas, a sigmoid loss without use_sigmoid, a misspelt type, ...) and print what it finds;
+    with ``strict``, an error or a warning exits with status 1 before anything is built."""
+    from mmdet_losses.config_check import check_config as find_problems
+    from mmdet_losses.config_check import exit_status
+    try:
+        problems = find_problems(cfg)
+    except Exception as error:  # noqa: BLE001 (a failing check must not stop training)
+        if strict:
+            raise
+        print(f'[check] the config check failed, skipped: {type(error).__name__}: {error}',
+              flush=True)
+        return []
+    if problems and int(os.environ.get('RANK', '0')) == 0:
+        for problem in problems:
+            print(f'[check] {problem}', flush=True)
+    if strict and exit_status(problems, strict=True):
+        raise SystemExit('[check] --strict: the config check found the problems above; '
+                         'training not started')
+    return problems
+
+
 def main(argv=None):
-    runner = run_train(build_config(parse_args(argv)))
+    args = parse_args(argv)
+    cfg = build_config(args)
+    check_config(cfg, strict=args.strict)
+    runner = run_train(cfg)
     finish_distributed()
     return runner
 

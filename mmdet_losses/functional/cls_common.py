@@ -9,7 +9,7 @@ from typing import Optional, Tuple
 import torch
 from torch import Tensor
 
-from ..validation import check_tensor
+from ..validation import check_numbers, check_tensor, reads_values
 
 __all__ = []
 
@@ -20,6 +20,9 @@ def check_scores(pred: Tensor, name: str = 'pred', *, dims: Tuple[int, ...] = (2
     if pred.dim() not in dims:
         want = ' or '.join(f'{d}-D' for d in dims)
         raise ValueError(f'{name} must be {want} class scores (N, C), got shape '
+                         f'{tuple(pred.shape)}')
+    if pred.shape[1] == 0:
+        raise ValueError(f'{name} must have at least one class (N, C) with C >= 1, got shape '
                          f'{tuple(pred.shape)}')
     return pred
 
@@ -39,9 +42,11 @@ def is_index_target(pred: Tensor, target: Tensor) -> bool:
 
 def check_class_vector(name: str, value, num_classes: int, like: Tensor) -> Optional[Tensor]:
     """``value`` (None, a sequence or a tensor of ``num_classes`` numbers) as a tensor in
-    ``like``'s dtype and device; a wrong length is a ValueError."""
+    ``like``'s dtype and device; a wrong length, NaN or inf is a ValueError, a complex value a
+    TypeError."""
     if value is None:
         return None
+    check_numbers(name, value)
     vector = torch.as_tensor(value, dtype=like.dtype, device=like.device)
     if vector.dim() != 1 or vector.numel() != num_classes:
         raise ValueError(f'{name} must have one value per class ({num_classes}), got shape '
@@ -54,12 +59,40 @@ def check_binary_labels(name: str, target: Tensor) -> Tensor:
 
     Other values are a ValueError (checked on CPU tensors)."""
     check_tensor(name, target)
-    if target.device.type == 'cpu' and target.numel() > 0:
+    if reads_values(target) and target.numel() > 0:
         valid = (target == 0) | (target == 1) | (target == -1)
         if not bool(valid.all()):
             raise ValueError(f'{name} must hold binary labels in {{0, 1}} or {{-1, 1}}, got '
                              f'{target[~valid][0].item()}')
     return torch.where(target > 0, 1.0, -1.0)
+
+
+def check_unit_interval(name: str, values: Tensor, *,
+                        ignore_index: Optional[int] = None) -> None:
+    """Raise a ValueError naming ``name`` unless every finite value of ``values`` (dense,
+    one-hot or soft targets, IoU scores) is in [0, 1]; an integer tensor must then hold 0 and 1
+    only. ``ignore_index`` (an ignored element) passes too. NaN and +-inf pass: they give a
+    non-finite loss, as any non-finite input does. Read on CPU tensors only, not while
+    compiling (no host sync)."""
+    if values.dtype == torch.bool or not reads_values(values) or values.numel() == 0:
+        return
+    values = values.detach()
+    low, high = torch.aminmax(values)  # one pass; the common case ends here
+    if bool(high <= 1) and bool(low >= 0):
+        return
+    bad = (values > 1) | (values < 0)
+    if values.is_floating_point():
+        bad &= torch.isfinite(values)
+    if ignore_index is not None:
+        bad &= values != ignore_index
+    if bool(bad.any()):
+        extra = '' if ignore_index is None else f' (or ignore_index={ignore_index})'
+        if values.is_floating_point():
+            want = f'values in [0, 1]{extra}'
+        else:
+            want = (f'0 or 1{extra} as integer targets of pred\'s shape (class indices have '
+                    f'one dimension fewer than pred)')
+        raise ValueError(f'{name} must hold {want}, got {values[bad][0].item()}')
 
 
 def per_anchor_weight(weight: Optional[Tensor], loss_shape: torch.Size) -> Optional[Tensor]:

@@ -10,11 +10,13 @@ import torch
 import torch.nn.functional as TF
 from torch import Tensor
 
-from ..reduction import weight_reduce_loss
-from ..validation import (check_labels, check_number, check_reduction, check_same_shape,
-                          check_tensor, upcast)
-from .cls_common import (check_class_vector, check_scores, is_index_target,
-                         per_anchor_weight)
+from ..reduction import check_weight, weight_reduce_loss
+from ..validation import (check_int, check_labels, check_loss_tensors, check_number,
+                          check_numbers, check_reduction, check_same_shape, check_tensor,
+                          upcast)
+from .cls_common import (check_class_vector, check_scores, check_unit_interval,
+                         is_index_target, per_anchor_weight)
+from .safe_math import nan_if_nonfinite
 
 __all__ = ['cross_entropy_loss', 'binary_cross_entropy_loss', 'mask_cross_entropy_loss',
            'balanced_cross_entropy_loss', 'kl_div_loss']
@@ -58,7 +60,7 @@ def cross_entropy_loss(pred: Tensor, target: Tensor, weight: Optional[Tensor] = 
         >>> F.cross_entropy_loss(torch.tensor([[2.0, 0.0], [0.0, 0.0]]), torch.tensor([0, 1]))
         tensor(0.4100)
     """
-    ignore_index = -100 if ignore_index is None else ignore_index
+    ignore_index = -100 if ignore_index is None else check_int('ignore_index', ignore_index)
     if use_mask:
         check_mask_options(use_sigmoid=use_sigmoid, label_smoothing=label_smoothing)
         return mask_cross_entropy_loss(pred, target, weight, reduction, avg_factor,
@@ -71,6 +73,7 @@ def cross_entropy_loss(pred: Tensor, target: Tensor, weight: Optional[Tensor] = 
                                          pos_weight=class_weight, ignore_index=ignore_index,
                                          avg_non_ignore=avg_non_ignore)
     check_scores(pred, dims=tuple(range(2, 8)))
+    check_loss_tensors(pred=pred, target=target, weight=weight)
     label_smoothing = check_number('label_smoothing', label_smoothing, low=0.0, high=1.0)
     (logits,) = upcast(pred)
     class_weight = check_class_vector('class_weight', class_weight, pred.shape[1], logits)
@@ -80,9 +83,15 @@ def cross_entropy_loss(pred: Tensor, target: Tensor, weight: Optional[Tensor] = 
                                 ignore_index=ignore_index, label_smoothing=label_smoothing)
         if avg_non_ignore and avg_factor is None and reduction == 'mean':
             avg_factor = (target != ignore_index).sum()  # a tensor: no host sync
+        # A sample that is not ignored with a NaN or inf logit: NaN loss and gradient. NaN and
+        # +inf are NaN/inf through the log-softmax by themselves; -inf is hidden by
+        # exp(-inf) = 0, and the row's minimum (one cheap reduction) shows it.
+        loss = nan_if_nonfinite(loss, logits.detach().amin(1), mask=target != ignore_index)
     else:
         loss = TF.cross_entropy(logits, target.to(logits.dtype), weight=class_weight,
                                 reduction='none', label_smoothing=label_smoothing)
+        # (a NaN or inf soft target is NaN or inf in value and gradient by itself)
+        loss = nan_if_nonfinite(loss, logits, dim=1)
     return weight_reduce_loss(loss, weight, reduction, avg_factor).to(pred.dtype)
 
 
@@ -103,6 +112,7 @@ def _binary_targets(pred: Tensor, target: Tensor, weight: Optional[Tensor],
         dense = pred.new_zeros(pred.shape[0], num_classes + 1)
         dense = dense.scatter_(1, column.unsqueeze(1), 1.0)[:, :num_classes]
         return dense, valid.unsqueeze(1), per_anchor_weight(weight, pred.shape)
+    check_unit_interval('target', target, ignore_index=ignore_index)
     valid = (target >= 0) & (target != ignore_index)
     return target.to(pred.dtype), valid, per_anchor_weight(weight, pred.shape)
 
@@ -119,7 +129,9 @@ def binary_cross_entropy_loss(pred: Tensor, target: Tensor, weight: Optional[Ten
     Targets are one-hot or soft targets of pred's shape, or for pred (N, C) class indices (N,)
     where label C is background (all-zero row), expanded as mmdet's
     ``CrossEntropyLoss(use_sigmoid=True)`` does, with the same values: rows (or, for dense
-    targets, elements) whose target is negative or ``ignore_index`` get weight 0, and
+    targets, elements) whose target is ``ignore_index`` get weight 0 (other values outside
+    [0, 1] are a ValueError, checked on CPU tensors; unchecked on an accelerator, a negative
+    target is ignored as in mmdet), and
     ``avg_non_ignore`` averages over the remaining elements.
 
     Args:
@@ -141,9 +153,12 @@ def binary_cross_entropy_loss(pred: Tensor, target: Tensor, weight: Optional[Ten
         tensor([[0.6931, 0.1269]])
     """
     check_tensor('pred', pred, floating=True)
-    ignore_index = -100 if ignore_index is None else ignore_index
+    check_loss_tensors(pred=pred, target=target, weight=weight)
+    ignore_index = -100 if ignore_index is None else check_int('ignore_index', ignore_index)
     (logits,) = upcast(pred)
     dense, valid, weight = _binary_targets(logits, target, weight, ignore_index)
+    if weight is not None:
+        check_weight(weight, logits)
     num_classes = pred.shape[-1] if pred.dim() else 1
     if pos_weight is not None and not isinstance(pos_weight, Number):
         pos_weight = check_class_vector('pos_weight', pos_weight, num_classes, logits)
@@ -154,6 +169,9 @@ def binary_cross_entropy_loss(pred: Tensor, target: Tensor, weight: Optional[Ten
                                                reduction='none')
     if class_weight is not None:
         loss = loss * class_weight
+    # NaN/inf logits: NaN loss and gradient (sigmoid(+-inf) - t is finite); a NaN or inf
+    # target is non-finite in value and gradient by itself
+    loss = nan_if_nonfinite(loss, logits)
     mask = valid.to(logits.dtype)
     if avg_non_ignore and avg_factor is None and reduction == 'mean':
         avg_factor = mask.expand_as(loss).sum()
@@ -248,14 +266,18 @@ def mask_cross_entropy_loss(pred: Tensor, target: Tensor, label: Tensor,
         raise ValueError(f'label must have the shape ({num_rois},), one class index per RoI, '
                          f'got {tuple(label.shape)}')
     check_labels(label, num_classes - 1, name='label')
+    check_loss_tensors(pred=pred, target=target, label=label)
     (logits,) = upcast(pred)
     rows = torch.arange(num_rois, device=pred.device)
     selected = logits[rows, label.long()]  # (N, H, W): each RoI's own class channel
     loss = TF.binary_cross_entropy_with_logits(selected, target.to(logits.dtype),
                                                reduction='none')
+    loss = nan_if_nonfinite(loss, selected)  # NaN/inf logits: NaN loss and gradient
     weight = None
     if class_weight is not None:
+        check_numbers('class_weight', class_weight)
         vector = torch.as_tensor(class_weight, dtype=logits.dtype, device=logits.device)
+        vector = vector.reshape(1) if vector.dim() == 0 else vector  # one number
         if vector.dim() != 1 or vector.numel() not in (1, num_classes):
             raise ValueError(f'class_weight must have one value per class ({num_classes}) or a '
                              f'single value, got shape {tuple(vector.shape)}')
@@ -270,6 +292,7 @@ def _balanced_class_weight(target: Tensor, num_classes: int, like: Tensor, class
     """w_c proportional to 1/n_c (or 1/effective number), normalised to mean 1 over the classes
     present; classes that never occur (count 0) get weight 0."""
     if class_counts is not None:
+        check_numbers('class_counts', class_counts)
         if isinstance(class_counts, Tensor):
             bad = class_counts.device.type == 'cpu' and bool((class_counts <= 0).any())
         else:
@@ -325,7 +348,7 @@ def balanced_cross_entropy_loss(pred: Tensor, target: Tensor, weight: Optional[T
         >>> F.balanced_cross_entropy_loss(pred, torch.tensor([0, 0, 1]), reduction='none')
         tensor([0.4621, 0.4621, 0.9242])
     """
-    ignore_index = -100 if ignore_index is None else ignore_index
+    ignore_index = -100 if ignore_index is None else check_int('ignore_index', ignore_index)
     if beta is not None:
         beta = check_number('beta', beta, low=0.0, high=1.0, high_open=True)
     if use_sigmoid:
@@ -334,17 +357,22 @@ def balanced_cross_entropy_loss(pred: Tensor, target: Tensor, weight: Optional[T
                              'use_sigmoid=True the balance is the fraction of positives of the '
                              f'batch, got class_counts={class_counts}, beta={beta}')
         check_tensor('pred', pred, floating=True)
+        check_loss_tensors(pred=pred, target=target, weight=weight)
         (logits,) = upcast(pred)
         dense, valid, weight = _binary_targets(logits, target, weight, ignore_index)
+        if weight is not None:
+            check_weight(weight, logits)
         mask = valid.to(logits.dtype).expand_as(logits)
         positive_fraction = ((dense * mask).sum() / mask.sum().clamp_min(1.0)).detach()
         # -log sigmoid(x) = softplus(-x), -log(1 - sigmoid(x)) = softplus(x)
         loss = ((1 - positive_fraction) * dense * TF.softplus(-logits)
                 + positive_fraction * (1 - dense) * TF.softplus(logits))
+        loss = nan_if_nonfinite(loss, logits)
         weight = mask if weight is None else weight.to(logits.dtype) * mask
         return weight_reduce_loss(loss, weight, reduction, avg_factor).to(pred.dtype)
     check_scores(pred, dims=tuple(range(2, 8)))
     check_tensor('target', target)
+    check_loss_tensors(pred=pred, target=target, weight=weight)
     if not is_index_target(pred, target):
         raise ValueError(f'target must be class indices of shape '
                          f'{tuple(pred.shape[:1] + pred.shape[2:])} for the softmax form, got '
@@ -383,10 +411,12 @@ def kl_div_loss(pred: Tensor, target: Tensor, weight: Optional[Tensor] = None,
     """
     check_scores(pred)
     check_tensor('target', target, floating=True)
+    check_loss_tensors(pred=pred, target=target, weight=weight)
     check_same_shape('pred', pred, 'target', target)
     temperature = check_number('temperature', temperature, low=0.0, low_open=True)
-    logits, teacher = upcast(pred, target.detach().to(pred.dtype))
+    logits, teacher = upcast(pred, target.detach())
     log_p = TF.log_softmax(logits / temperature, dim=1)
     q = TF.softmax(teacher / temperature, dim=1)
     loss = TF.kl_div(log_p, q, reduction='none').sum(1) * temperature ** 2
+    loss = nan_if_nonfinite(loss, logits, teacher, dim=1)  # NaN/inf in: NaN loss, gradient
     return weight_reduce_loss(loss, weight, reduction, avg_factor).to(pred.dtype)

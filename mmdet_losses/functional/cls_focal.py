@@ -3,8 +3,12 @@
 The modulating factors ``(1 - p_t)^gamma`` are differentiated analytically (small autograd
 Functions below): autograd through ``pow`` gives ``gamma (1 - p_t)^(gamma - 1)``, infinite at
 ``p_t = 1`` for ``gamma < 1``, times a zero, hence NaN; the analytic gradients are finite for
-every logit and every ``gamma >= 0``. Half-precision inputs are computed in float32.
+every logit and every ``gamma >= 0``. Their backward formulas are differentiable again
+(double backward: gradient penalties, ``torch.autograd.gradgradcheck``), and the Functions
+have the ``setup_context`` form that ``torch.func`` transforms need. Half-precision inputs
+are computed in float32.
 """
+import numbers
 from typing import Optional, Sequence, Tuple, Union
 
 import torch
@@ -13,9 +17,11 @@ from torch import Tensor
 
 from ..ops import focal_kernel
 from ..reduction import weight_reduce_loss
-from ..validation import check_labels, check_number, check_tensor, upcast
-from .cls_common import (check_class_vector, check_scores, is_index_target,
+from ..validation import (check_int, check_labels, check_loss_tensors, check_number,
+                          check_tensor, reads_values, upcast)
+from .cls_common import (check_class_vector, check_scores, check_unit_interval, is_index_target,
                          per_anchor_weight)
+from .safe_math import nan_if_nonfinite
 
 __all__ = ['focal_loss', 'sigmoid_focal_loss', 'softmax_focal_loss', 'varifocal_loss',
            'quality_focal_loss', 'distribution_focal_loss']
@@ -45,6 +51,17 @@ def _alpha_t(target: Tensor, alpha: float):
     return 1.0 if alpha < 0 else alpha * target + (1 - alpha) * (1 - target)
 
 
+def _pow_for_graph(q: Tensor, gamma: float) -> Tensor:
+    """``q^gamma`` for q >= 0, differentiable again where ``q.pow(gamma)`` is not: its
+    derivative at q = 0 is taken as 0 instead of ``gamma * 0^(gamma - 1)`` (infinite for
+    gamma < 1, then NaN through the chain rule). That is the limit of the focal terms'
+    derivative in the logits, where ``dq / q`` stays bounded. Used by the backward formulas
+    below when a graph of the gradient is asked (double backward)."""
+    positive = q > 0
+    return torch.where(positive, torch.where(positive, q, torch.ones_like(q)).pow(gamma),
+                       q.detach().pow(gamma))
+
+
 class _SigmoidFocalTerm(torch.autograd.Function):
     """Element-wise ``alpha_t (1 - p_t)^gamma ce(p, t)`` with an analytic gradient for pred
     (logits, or probabilities when ``activated``); ``target`` gets no gradient.
@@ -54,21 +71,29 @@ class _SigmoidFocalTerm(torch.autograd.Function):
         dL/dx = alpha_t q^gamma (gamma r (1 - 2t) ce + p - t),   r = p (1 - p) / q in [0, 2]
 
     and for probabilities ``dL/dp = alpha_t q^gamma (gamma (1 - 2t) ce / q + ce'(p))``, where
-    ce / q -> 1 as q -> 0. Neither holds a negative power of q.
+    ce / q -> 1 as q -> 0. Neither holds a negative power of q. The backward is written with
+    out-of-place differentiable ops, so a second derivative (``create_graph=True``) is the
+    derivative of this formula.
     """
+    generate_vmap_rule = True
 
     @staticmethod
-    def forward(ctx, pred, target, gamma, alpha, activated):
-        ctx.save_for_backward(pred, target)
-        ctx.params = (gamma, alpha, activated)
+    def forward(pred, target, gamma, alpha, activated):
         _, _, q, ce = _focal_pieces(pred, target, activated)
         return _alpha_t(target, alpha) * q.pow(gamma) * ce
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        pred, target, gamma, alpha, activated = inputs
+        ctx.save_for_backward(pred, target)
+        ctx.params = (gamma, alpha, activated)
 
     @staticmethod
     def backward(ctx, grad_output):
         pred, target = ctx.saved_tensors
         gamma, alpha, activated = ctx.params
         p, one_minus_p, q, ce = _focal_pieces(pred, target, activated)
+        q_gamma = _pow_for_graph(q, gamma) if torch.is_grad_enabled() else q.pow(gamma)
         positive_q = q > 0
         safe_q = torch.where(positive_q, q, torch.ones_like(q))
         if activated:
@@ -79,7 +104,7 @@ class _SigmoidFocalTerm(torch.autograd.Function):
             r = torch.where(positive_q, p * one_minus_p / safe_q, torch.ones_like(q))
             p_minus_t = p * (1 - target) - one_minus_p * target
             inner = gamma * r * (1 - 2 * target) * ce + p_minus_t
-        grad = _alpha_t(target, alpha) * q.pow(gamma) * inner
+        grad = _alpha_t(target, alpha) * q_gamma * inner
         return grad_output * grad, None, None, None, None
 
 
@@ -88,18 +113,30 @@ class _HardFocalTerm(torch.autograd.Function):
     z = x for a negative (t = 0) and z = -x for a positive (t = 1); then q = 1 - p_t =
     sigmoid(z) and ce = softplus(z). Its derivative ``scale q^gamma (gamma (1 - q) ce + q)``
     (1 - q computed as sigmoid(-z)) holds no negative power of q. Fewer passes over (N, C)
-    than :class:`_SigmoidFocalTerm`, for the every-class-negative term of index targets."""
+    than :class:`_SigmoidFocalTerm`, for the every-class-negative term of index targets. When a
+    graph of the gradient is asked (double backward), the backward is the same formula in
+    out-of-place differentiable ops, with ``q^gamma = exp(gamma logsigmoid(z))`` (finite
+    derivative everywhere)."""
+    generate_vmap_rule = True
 
     @staticmethod
-    def forward(ctx, z, gamma, scale):
+    def forward(z, gamma, scale):
+        return torch.sigmoid(z).pow_(gamma).mul_(TF.softplus(z)).mul_(scale)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        z, gamma, scale = inputs
         ctx.save_for_backward(z)
         ctx.params = (gamma, scale)
-        return torch.sigmoid(z).pow_(gamma).mul_(TF.softplus(z)).mul_(scale)
 
     @staticmethod
     def backward(ctx, grad_output):
         (z,) = ctx.saved_tensors
         gamma, scale = ctx.params
+        if torch.is_grad_enabled():  # create_graph=True: out of place, differentiable
+            q_gamma = torch.exp(gamma * TF.logsigmoid(z))
+            inner = gamma * torch.sigmoid(-z) * TF.softplus(z) + torch.sigmoid(z)
+            return grad_output * (scale * q_gamma * inner), None, None
         q = torch.sigmoid(z)
         inner = torch.sigmoid(-z).mul_(TF.softplus(z)).mul_(gamma).add_(q)
         return grad_output * q.pow_(gamma).mul_(inner).mul_(scale), None, None
@@ -130,15 +167,19 @@ def _scatter_positives(negative: Tensor, labels: Tensor, positive_fn) -> Tensor:
 
 def _focal_index_torch(pred: Tensor, labels: Tensor, gamma: float, alpha: float,
                        activated: bool) -> Tensor:
-    """Element-wise sigmoid focal loss (N, C) for class indices (N,), in pure PyTorch."""
+    """Element-wise sigmoid focal loss (N, C) for class indices (N,), in pure PyTorch; NaN
+    (value and gradient) where a logit is NaN or +-inf."""
     negative = _negative_term(pred, gamma, 1.0 if alpha < 0 else 1.0 - alpha, activated)
-    return _scatter_positives(negative, labels, lambda column: _sigmoid_focal_term(
+    loss = _scatter_positives(negative, labels, lambda column: _sigmoid_focal_term(
         pred.gather(1, column), pred.new_ones(()), gamma, alpha, activated))
+    return nan_if_nonfinite(loss, pred)
 
 
 def _check_probabilities(pred: Tensor) -> None:
-    if pred.device.type == 'cpu' and pred.numel() > 0:
-        inside = (pred >= 0) & (pred <= 1)
+    """Finite probabilities in [0, 1] (NaN and inf pass: they give a non-finite loss);
+    checked on CPU tensors, not while compiling."""
+    if reads_values(pred) and pred.numel() > 0:
+        inside = (pred >= 0) & (pred <= 1) | ~torch.isfinite(pred)
         if not bool(inside.all()):
             raise ValueError(f'pred must hold probabilities in [0, 1] with activated=True, got '
                              f'{pred[~inside][0].item()}')
@@ -183,12 +224,15 @@ def focal_loss(pred: Tensor, target: Tensor, weight: Optional[Tensor] = None,
                 [0.5264, 0.1300]])
     """
     check_tensor('pred', pred, floating=True)
+    check_loss_tensors(pred=pred, target=target, weight=weight)
     gamma = check_number('gamma', gamma, low=0.0)
     alpha = check_number('alpha', alpha, high=1.0)
     index = is_index_target(pred, target)
     if index:
         check_scores(pred)
         check_labels(target, pred.shape[1])
+    else:
+        check_unit_interval('target', target)
     if activated:
         _check_probabilities(pred)
     weight = per_anchor_weight(weight, pred.shape)
@@ -202,6 +246,7 @@ def focal_loss(pred: Tensor, target: Tensor, weight: Optional[Tensor] = None,
     else:
         loss = _sigmoid_focal_term(probs_or_logits, target.detach().to(probs_or_logits.dtype),
                                    gamma, alpha, activated)
+        loss = nan_if_nonfinite(loss, probs_or_logits, target)
     return weight_reduce_loss(loss, weight, reduction, avg_factor).to(pred.dtype)
 
 
@@ -211,13 +256,19 @@ sigmoid_focal_loss = focal_loss
 
 class _SoftmaxFocalTerm(torch.autograd.Function):
     """``-(1 - exp(l))^gamma l`` of a log-probability l, with the analytic derivative
-    ``q^gamma (gamma p l / q - 1)``, q = 1 - p, where l / q -> -1 as q -> 0."""
+    ``q^gamma (gamma p l / q - 1)``, q = 1 - p, where l / q -> -1 as q -> 0. The backward is
+    written with out-of-place differentiable ops (double backward differentiates it)."""
+    generate_vmap_rule = True
 
     @staticmethod
-    def forward(ctx, log_p, gamma):
+    def forward(log_p, gamma):
+        return -(-torch.expm1(log_p)).pow(gamma) * log_p
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        log_p, gamma = inputs
         ctx.save_for_backward(log_p)
         ctx.gamma = gamma
-        return -(-torch.expm1(log_p)).pow(gamma) * log_p
 
     @staticmethod
     def backward(ctx, grad_output):
@@ -226,7 +277,8 @@ class _SoftmaxFocalTerm(torch.autograd.Function):
         positive_q = q > 0
         l_over_q = torch.where(positive_q, log_p / torch.where(positive_q, q, torch.ones_like(q)),
                                -torch.ones_like(q))
-        grad = q.pow(ctx.gamma) * (ctx.gamma * log_p.exp() * l_over_q - 1)
+        q_gamma = _pow_for_graph(q, ctx.gamma) if torch.is_grad_enabled() else q.pow(ctx.gamma)
+        grad = q_gamma * (ctx.gamma * log_p.exp() * l_over_q - 1)
         return grad_output * grad, None
 
 
@@ -256,8 +308,9 @@ def softmax_focal_loss(pred: Tensor, target: Tensor, weight: Optional[Tensor] = 
     """
     check_scores(pred)
     check_tensor('target', target)
+    check_loss_tensors(pred=pred, target=target, weight=weight)
     gamma = check_number('gamma', gamma, low=0.0)
-    ignore_index = -100 if ignore_index is None else ignore_index
+    ignore_index = -100 if ignore_index is None else check_int('ignore_index', ignore_index)
     if not is_index_target(pred, target):
         raise ValueError(f'target must be class indices of shape ({pred.shape[0]},), got shape '
                          f'{tuple(target.shape)}')
@@ -267,12 +320,16 @@ def softmax_focal_loss(pred: Tensor, target: Tensor, weight: Optional[Tensor] = 
     valid = target != ignore_index
     column = torch.where(valid, target, 0).long()
     log_p = TF.log_softmax(logits, dim=1).gather(1, column.unsqueeze(1)).squeeze(1)
-    loss = _SoftmaxFocalTerm.apply(log_p, gamma) * valid
+    # where, not * valid: an ignored sample's loss is 0 even for NaN logits (as in
+    # cross_entropy); the others' NaN/inf logits give NaN (nan_if_nonfinite below)
+    loss = torch.where(valid, _SoftmaxFocalTerm.apply(log_p, gamma), 0.0)
     if alpha is not None:
-        if isinstance(alpha, (int, float)) and not isinstance(alpha, bool):
+        if isinstance(alpha, numbers.Number) and not isinstance(alpha, bool):
             loss = loss * check_number('alpha', alpha, low=0.0)
         else:
             loss = loss * check_class_vector('alpha', alpha, num_classes, logits)[column]
+    # NaN/inf logits of a sample that is not ignored: NaN loss and gradient
+    loss = nan_if_nonfinite(loss, logits, dim=1, mask=valid)
     return weight_reduce_loss(loss, weight, reduction, avg_factor).to(pred.dtype)
 
 
@@ -305,18 +362,21 @@ def varifocal_loss(pred: Tensor, target: Tensor, weight: Optional[Tensor] = None
         tensor([[0.3466, 0.1300]])
     """
     check_tensor('pred', pred, floating=True)
-    check_tensor('target', target)
+    check_loss_tensors(pred=pred, target=target, weight=weight)
     if target.shape != pred.shape:
         raise ValueError(f'target must have the shape of pred {tuple(pred.shape)}, got '
                          f'{tuple(target.shape)}')
+    check_unit_interval('target', target)
     alpha = check_number('alpha', alpha, low=0.0)
     gamma = check_number('gamma', gamma, low=0.0)
-    logits, target = upcast(pred, target.detach().to(pred.dtype))
+    logits, target = upcast(pred, target.detach())
     positive = target > 0
     bce = TF.binary_cross_entropy_with_logits(logits, target, reduction='none')
     positive_loss = target * bce if iou_weighted else bce
     negative_loss = _negative_term(logits, gamma, alpha, False)
     loss = torch.where(positive, positive_loss, negative_loss)
+    # a NaN target is neither positive nor negative: NaN loss, and a NaN gradient for pred
+    loss = nan_if_nonfinite(loss, logits, target)
     weight = per_anchor_weight(weight, loss.shape)
     return weight_reduce_loss(loss, weight, reduction, avg_factor).to(pred.dtype)
 
@@ -355,6 +415,7 @@ def quality_focal_loss(pred: Tensor, target: QualityTarget, weight: Optional[Ten
         tensor([0.1733, 0.3466])
     """
     check_scores(pred)
+    check_loss_tensors(pred=pred, weight=weight)
     beta = check_number('beta', beta, low=0.0)
     if activated:
         _check_probabilities(pred)
@@ -377,17 +438,23 @@ def quality_focal_loss(pred: Tensor, target: QualityTarget, weight: Optional[Ten
         if labels.shape != pred.shape[:1] or quality.shape != pred.shape[:1]:
             raise ValueError(f'target labels and scores must have shape ({pred.shape[0]},), '
                              f'got {tuple(labels.shape)} and {tuple(quality.shape)}')
+        check_loss_tensors(pred=pred, **{'target[0] (labels)': labels,
+                                         'target[1] (scores)': quality})
         check_labels(labels, pred.shape[1], name='target[0] (labels)')
+        check_unit_interval('target[1] (scores)', quality)
         quality = quality.detach().to(scores_in.dtype).unsqueeze(1)
         loss = _scatter_positives(negative, labels, lambda column: soft_term(
             scores_in.gather(1, column), quality, p.gather(1, column)))
+        loss = nan_if_nonfinite(loss, scores_in, quality)
     else:
-        check_tensor('target', target)
+        check_loss_tensors(pred=pred, target=target)
         if target.shape != pred.shape:
             raise ValueError(f'target must be (labels, scores) or a tensor of pred\'s shape '
                              f'{tuple(pred.shape)}, got shape {tuple(target.shape)}')
+        check_unit_interval('target', target)
         soft = target.detach().to(scores_in.dtype)
         loss = torch.where(soft != 0, soft_term(scores_in, soft, p), negative)
+        loss = nan_if_nonfinite(loss, scores_in, soft)
     loss = loss.sum(dim=1)
     return weight_reduce_loss(loss, weight, reduction, avg_factor).to(pred.dtype)
 
@@ -418,6 +485,7 @@ def distribution_focal_loss(pred: Tensor, target: Tensor, weight: Optional[Tenso
     """
     check_scores(pred)
     check_tensor('target', target, floating=True)
+    check_loss_tensors(pred=pred, target=target, weight=weight)
     if target.shape != pred.shape[:1]:
         raise ValueError(f'target must have shape ({pred.shape[0]},), got '
                          f'{tuple(target.shape)}')
@@ -425,14 +493,15 @@ def distribution_focal_loss(pred: Tensor, target: Tensor, weight: Optional[Tenso
     if bins < 1:
         raise ValueError(f'pred must have at least 2 bins (N, n + 1), got shape '
                          f'{tuple(pred.shape)}')
-    if target.device.type == 'cpu' and target.numel() > 0:
-        inside = (target >= 0) & (target <= bins)
+    if reads_values(target) and target.numel() > 0:  # NaN and inf give a non-finite loss
+        inside = (target >= 0) & (target <= bins) | ~torch.isfinite(target)
         if not bool(inside.all()):
             raise ValueError(f'target must be in [0, {bins}], got {target[~inside][0].item()}')
-    logits, y = upcast(pred, target.to(pred.dtype))
+    logits, y = upcast(pred, target)
     left = y.detach().floor().long().clamp(0, bins - 1)
     right = left + 1
     log_p = TF.log_softmax(logits, dim=1)
     loss = -(log_p.gather(1, left.unsqueeze(1)).squeeze(1) * (right.to(y.dtype) - y)
              + log_p.gather(1, right.unsqueeze(1)).squeeze(1) * (y - left.to(y.dtype)))
+    loss = nan_if_nonfinite(loss, logits, y, dim=1)
     return weight_reduce_loss(loss, weight, reduction, avg_factor).to(pred.dtype)

@@ -9,9 +9,10 @@ import torch.nn.functional as TF
 from torch import Tensor
 
 from ..reduction import weight_reduce_loss
-from ..validation import (check_choice, check_labels, check_number, check_tensor,
-                          compute_dtype, upcast)
+from ..validation import (check_choice, check_labels, check_loss_tensors, check_number,
+                          check_tensor, compute_dtype, upcast)
 from .cls_common import check_binary_labels, check_scores, is_index_target
+from .safe_math import with_nonfinite
 
 __all__ = ['logistic_loss', 'hinge_loss', 'exponential_loss', 'zero_one_loss']
 
@@ -48,7 +49,9 @@ def logistic_loss(pred: Tensor, target: Tensor, weight: Optional[Tensor] = None,
         ...                 reduction='none')
         tensor([0.6931, 0.1269, 2.1269])
     """
-    loss = TF.softplus(-_signed_margin(pred, target))
+    check_loss_tensors(pred=pred, target=target, weight=weight)
+    margin = _signed_margin(pred, target)
+    loss = with_nonfinite(TF.softplus(-margin), margin)  # NaN/inf in: NaN loss and gradient
     return weight_reduce_loss(loss, weight, reduction, avg_factor).to(pred.dtype)
 
 
@@ -72,7 +75,9 @@ def exponential_loss(pred: Tensor, target: Tensor, weight: Optional[Tensor] = No
         ...                    reduction='none')
         tensor([1.0000, 2.7183])
     """
-    loss = torch.exp(-_signed_margin(pred, target))
+    check_loss_tensors(pred=pred, target=target, weight=weight)
+    margin = _signed_margin(pred, target)
+    loss = with_nonfinite(torch.exp(-margin), margin)  # NaN/inf in: NaN loss and gradient
     return weight_reduce_loss(loss, weight, reduction, avg_factor).to(pred.dtype)
 
 
@@ -112,10 +117,11 @@ def hinge_loss(pred: Tensor, target: Tensor, weight: Optional[Tensor] = None,
     margin = check_number('margin', margin, low=0.0)
     check_choice('multiclass', multiclass, HINGE_MODES)
     check_tensor('pred', pred, floating=True)
-    check_tensor('target', target)
+    check_loss_tensors(pred=pred, target=target, weight=weight)
     if target.shape == pred.shape:
-        loss = TF.relu(margin - _signed_margin(pred, target))
-        loss = loss.square() if squared else loss
+        signed = _signed_margin(pred, target)
+        loss = TF.relu(margin - signed)
+        loss = with_nonfinite(loss.square() if squared else loss, signed)
         return weight_reduce_loss(loss, weight, reduction, avg_factor).to(pred.dtype)
     check_scores(pred)
     is_index_target(pred, target)  # raises for a shape that is neither
@@ -131,6 +137,7 @@ def hinge_loss(pred: Tensor, target: Tensor, weight: Optional[Tensor] = None,
         terms = TF.relu(margin - true_score + scores)
         terms = terms.square() if squared else terms
         loss = terms.scatter(1, column, 0.0).sum(dim=1)
+    loss = with_nonfinite(loss, scores, dim=1)  # NaN/inf in: NaN loss and gradient
     return weight_reduce_loss(loss, weight, reduction, avg_factor).to(pred.dtype)
 
 
@@ -143,22 +150,27 @@ def zero_one_loss(pred: Tensor, target: Tensor, weight: Optional[Tensor] = None,
 
     Multi-class (pred (N, C, ...), target class indices (N, ...)): wrong when
     ``argmax_c pred != target``. Binary (target of pred's shape in {0, 1} or {-1, 1}): wrong
-    when ``pred > 0`` disagrees with ``y > 0``.
+    when ``pred > 0`` disagrees with ``y > 0``. A sample with a NaN or inf score gives NaN,
+    not a guess of right or wrong.
 
     Example:
         >>> F.zero_one_loss(torch.tensor([[2.0, 1.0], [0.0, 3.0]]), torch.tensor([1, 1]))
         tensor(0.5000)
     """
     check_tensor('pred', pred, floating=True)
-    check_tensor('target', target)
+    check_loss_tensors(pred=pred, target=target, weight=weight)
     dtype = compute_dtype(pred)
     with torch.no_grad():
         if target.shape == pred.shape:
             wrong = (pred > 0) != (check_binary_labels('target', target) > 0)
+            marker_dim = None
         else:
             check_scores(pred, dims=tuple(range(2, 8)))
             is_index_target(pred, target)
             check_labels(target, pred.shape[1] - 1)
             wrong = pred.argmax(dim=1) != target
-        loss = weight_reduce_loss(wrong.to(dtype), weight, reduction, avg_factor)
+            marker_dim = 1
+        # a NaN or inf score gives NaN, not a guess of right or wrong
+        wrong = with_nonfinite(wrong.to(dtype), pred, dim=marker_dim)
+        loss = weight_reduce_loss(wrong, weight, reduction, avg_factor)
     return loss.detach().to(pred.dtype)

@@ -14,6 +14,7 @@ otherwise its plain element below, the reference the kernel is tested against; t
 maths of IoU, GIoU, DIoU and CIoU, and where eps enters, is in the docstring of
 :mod:`mmdet_losses.boxes`.
 """
+import numbers
 from typing import Callable, Optional, Sequence, Tuple, Union
 
 import torch
@@ -22,8 +23,8 @@ from torch import Tensor
 
 from ..boxes import BOX_FORMATS, BoxPair, check_boxes, box_convert
 from ..reduction import weight_reduce_loss
-from ..validation import (check_choice, check_number, check_same_shape, check_tensor,
-                          compute_dtype)
+from ..validation import (check_choice, check_loss_tensors, check_number, check_same_shape,
+                          check_tensor, compute_dtype)
 from .safe_math import safe_pow, safe_sqrt
 
 # Return None where no kernel applies (not built, not on the CPU, ...): the plain path runs.
@@ -42,12 +43,14 @@ COMPOSITE_BASES = ('iou', 'giou', 'diou', 'ciou', 'siou', 'eiou')
 
 
 # ------------------------------------------------------------------------------ plumbing
-def _prepare(pred: Tensor, target: Tensor, box_format: str) -> Tuple[Tensor, Tensor]:
-    """Validate; return pred and target as (N, 4) xyxy in the compute dtype."""
+def _prepare(pred: Tensor, target: Tensor, box_format: str,
+             weight: Optional[Tensor] = None) -> Tuple[Tensor, Tensor]:
+    """Validate (with weight: real tensors on one device); return pred and target as (N, 4)
+    xyxy in the compute dtype."""
     check_choice('box_format', box_format, BOX_FORMATS)
     check_tensor('pred', pred, floating=True)
     check_boxes('pred', pred)
-    check_tensor('target', target)
+    check_loss_tensors(pred=pred, target=target, weight=weight)
     check_same_shape('pred', pred, 'target', target)
     # Upcast before converting (x + w / 2 of huge half-precision boxes overflows float16), and
     # cast the target straight to the compute dtype: under AMP a float32 target stays exact.
@@ -93,7 +96,7 @@ def _per_box_loss(kernel: Callable[[Tensor, Tensor], Optional[Tensor]],
 def _box_loss(kernel, element, pred, target, weight, reduction, avg_factor,
               box_format) -> Tensor:
     """Reduce the per-box loss of a variant (:func:`_per_box_loss`)."""
-    a, b = _prepare(pred, target, box_format)
+    a, b = _prepare(pred, target, box_format, weight)
     return _finish(_per_box_loss(kernel, element, a, b), pred, weight, reduction, avg_factor)
 
 
@@ -125,6 +128,13 @@ def _plain_iou_family_loss(pred: Tensor, target: Tensor, mode: str, eps: float,
 
 def _plain_family_element(pair: BoxPair, mode: str, eps: float,
                           iou_gate: Optional[float] = None) -> Tensor:
+    """The per-pair loss, NaN (with a NaN gradient) for a pair with a non-finite
+    coordinate (:attr:`BoxPair.nonfinite`)."""
+    return _family_element(pair, mode, eps, iou_gate) + pair.nonfinite
+
+
+def _family_element(pair: BoxPair, mode: str, eps: float,
+                    iou_gate: Optional[float] = None) -> Tensor:
     if mode.startswith('iou'):
         iou = pair.iou_clamped(eps).clamp(min=eps)
         return {'iou': lambda: 1 - iou, 'iou_square': lambda: 1 - iou.square(),
@@ -350,10 +360,15 @@ def plain_variant_loss(pair: BoxPair, variant: str, eps: float, params: Sequence
                        base: Optional[str] = None):
     """The pure-PyTorch per-box loss of ``variant`` (a key of :data:`_PLAIN_VARIANTS`), the
     reference the fused kernel is tested against; ``params`` are the variant's own, in the
-    order of :func:`mmdet_losses.ops.iou_kernels.fused_variant_loss`."""
+    order of :func:`mmdet_losses.ops.iou_kernels.fused_variant_loss`. A pair with a NaN or
+    inf coordinate gets a NaN loss and gradient (:attr:`BoxPair.nonfinite`); Wise-IoU's
+    detached ``1 - IoU`` (its second output) is NaN there too."""
     element = _PLAIN_VARIANTS[variant]
-    return element(pair, eps, *params) if base is None else element(pair, eps, *params,
-                                                                    base=base)
+    out = element(pair, eps, *params) if base is None else element(pair, eps, *params,
+                                                                   base=base)
+    if isinstance(out, tuple):  # Wise-IoU: (loss, 1 - IoU detached)
+        return out[0] + pair.nonfinite, out[1] + pair.nonfinite.detach()
+    return out + pair.nonfinite
 
 
 def eiou_loss(pred: Tensor, target: Tensor, weight: Optional[Tensor] = None,
@@ -416,7 +431,12 @@ def _iou_loss_mean(l_iou: Tensor, weight: Optional[Tensor], running_mean: Option
                    training: bool, momentum: float, sync: bool) -> Tensor:
     """WIoU's mean of ``L_IoU`` (weighted by ``weight``): the running mean, updated in place
     from this batch when training (the batch statistic all-reduced over the process group,
-    so every rank keeps the same value); without a running mean, the batch's own."""
+    so every rank keeps the same value); without a running mean, the batch's own.
+
+    A batch whose statistic is not finite (a NaN or inf box or weight) leaves the running
+    mean as it is, decided on the device by ``torch.where`` (no host synchronisation): its own
+    boxes get a NaN loss, and the later batches are not poisoned. A running mean given
+    non-finite is replaced by the first finite batch mean."""
     with torch.no_grad():
         if running_mean is not None and not training:
             return running_mean.to(l_iou.dtype)
@@ -429,8 +449,11 @@ def _iou_loss_mean(l_iou: Tensor, weight: Optional[Tensor], running_mean: Option
         if running_mean is None:
             return torch.where(has_boxes, batch_mean, torch.ones_like(batch_mean))
         old = running_mean.to(l_iou.dtype)
-        running_mean.copy_(torch.where(has_boxes, (1 - momentum) * old + momentum * batch_mean,
-                                       old))
+        update = has_boxes & torch.isfinite(batch_mean)
+        # a running mean that is not finite (given so) is replaced by the batch's
+        new = torch.where(torch.isfinite(old), (1 - momentum) * old + momentum * batch_mean,
+                          batch_mean)
+        running_mean.copy_(torch.where(update, new, old))
         return running_mean.to(l_iou.dtype)
 
 
@@ -450,7 +473,10 @@ def wiou_loss(pred: Tensor, target: Tensor, weight: Optional[Tensor] = None,
     ``F.batch_norm``, a ``running_mean`` tensor (a scalar) is used when given, and updated in
     place first, ``mean <- (1 - momentum) mean + momentum batch_mean``, when ``training``
     (the weighted batch mean, summed over the ranks when torch.distributed is initialised);
-    without one the batch's own mean is used.
+    without one the batch's own mean is used. A batch whose mean is not finite (a NaN or inf
+    box or weight) does not update ``running_mean`` (decided on the device, without a host
+    synchronisation): its boxes get a NaN loss, the later batches stay clean. A box with a
+    non-finite coordinate has a NaN loss and gradient.
 
     Args:
         version: 'v1', 'v2' or 'v3'.
@@ -483,9 +509,9 @@ def wiou_loss(pred: Tensor, target: Tensor, weight: Optional[Tensor] = None,
     eps = _check_eps(eps)
     if running_mean is not None:
         check_tensor('running_mean', running_mean, floating=True)
-    a, b = _prepare(pred, target, box_format)
+    a, b = _prepare(pred, target, box_format, weight)
     loss, l_iou = _per_box_loss(lambda p, t: fused_variant_loss(p, t, 'wiou', eps),
-                                lambda pair: _wiou_v1(pair, eps), a, b)
+                                lambda pair: plain_variant_loss(pair, 'wiou', eps), a, b)
     if version != 'v1':
         box_weight = None if weight is None else \
             _box_weight(weight, pred).expand(pred.shape[:-1]).reshape(-1)
@@ -527,8 +553,8 @@ def alpha_iou_loss(pred: Tensor, target: Tensor, weight: Optional[Tensor] = None
 
 def _check_img_size(img_size) -> Tuple[float, float]:
     """(w, h) from a pair of positive numbers or one number (a square image)."""
-    if isinstance(img_size, (int, float)) and not isinstance(img_size, bool):
-        img_size = (img_size, img_size)
+    if isinstance(img_size, numbers.Number) and not isinstance(img_size, bool):
+        img_size = (img_size, img_size)  # check_number refuses complex, NaN, inf
     if not isinstance(img_size, Sequence) or len(img_size) != 2:
         raise ValueError(f'img_size must be (width, height) or one number, got {img_size!r}')
     return (check_number('img_size[0] (width)', img_size[0], low=0.0, low_open=True),

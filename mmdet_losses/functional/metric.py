@@ -12,9 +12,9 @@ import torch.nn.functional as nnF
 from torch import Tensor
 
 from ..reduction import weight_reduce_loss
-from ..validation import (check_choice, check_labels, check_number, check_same_shape,
-                          check_tensor, compute_dtype, upcast)
-from .safe_math import safe_sqrt
+from ..validation import (check_choice, check_labels, check_loss_tensors, check_number,
+                          check_same_shape, check_tensor, compute_dtype, upcast)
+from .safe_math import nonfinite_marker, safe_sqrt, with_nonfinite
 
 __all__ = ['pairwise_distances', 'triplet_margin_loss', 'triplet_loss', 'contrastive_loss',
            'pairwise_contrastive_loss', 'center_loss']
@@ -43,7 +43,7 @@ def _check_labels(name: str, labels, num: int, num_classes: Optional[int] = None
 
 def _check_p(p) -> float:
     """A norm order: p >= 1 (a metric), inf allowed."""
-    return check_number('p', p, low=1.0)
+    return check_number('p', p, low=1.0, allow_inf=True)
 
 
 def _hinge(gap: Tensor, soft_margin: bool) -> Tensor:
@@ -110,9 +110,10 @@ def pairwise_distances(x: Tensor, y: Optional[Tensor] = None, p: float = 2.0,
     p = _check_p(p)
     if y is not None:
         _check_embeddings('y', y)
+        check_loss_tensors(x=x, y=y)
         if y.shape[1] != x.shape[1]:
             raise ValueError(f'y must have {x.shape[1]} columns as x, got {y.shape[1]}')
-        xc, yc = upcast(x, y.to(x.dtype))
+        xc, yc = upcast(x, y)
     else:
         (xc,), yc = upcast(x), None
     return _distance_matrix(xc, yc, p, squared).to(x.dtype)
@@ -157,6 +158,7 @@ def triplet_margin_loss(anchor: Tensor, positive: Tensor, negative: Tensor,
     """
     for name, t in (('anchor', anchor), ('positive', positive), ('negative', negative)):
         check_tensor(name, t, floating=True)
+    check_loss_tensors(anchor=anchor, positive=positive, negative=negative, weight=weight)
     check_same_shape('anchor', anchor, 'positive', positive)
     check_same_shape('anchor', anchor, 'negative', negative)
     if anchor.dim() not in (1, 2):
@@ -164,7 +166,7 @@ def triplet_margin_loss(anchor: Tensor, positive: Tensor, negative: Tensor,
     margin = check_number('margin', margin, low=0.0)
     p = _check_p(p)
     eps = check_number('eps', eps, low=0.0)
-    a, pos, neg = upcast(anchor, positive.to(anchor.dtype), negative.to(anchor.dtype))
+    a, pos, neg = upcast(anchor, positive, negative)
     d_ap = _row_distance(a, pos, p, eps)
     d_an = _row_distance(a, neg, p, eps)
     if swap:
@@ -210,12 +212,15 @@ BATCH_ALL_CHUNK = 1 << 22
 
 
 def _batch_all_summed(dist: Tensor, pos: Tensor, neg: Tensor, margin: float,
-                      weight: Optional[Tensor]) -> Tuple[Tensor, Tensor]:
+                      weight: Optional[Tensor],
+                      marker: Optional[Tensor] = None) -> Tuple[Tensor, Tensor]:
     """The hinge form of :func:`_batch_all` summed (per-anchor ``weight``), without keeping
     (N, N, N) tensors for backward. On its active set the hinge is linear, so the sum is
     ``sum_ap d(a, p) k_p(a, p) - sum_an d(a, n) k_n(a, n) + margin sum k_p`` where k_p and k_n
     count the active triplets each pair takes part in, found without gradient in chunks of
-    anchors. Returns (the loss summed as a (1,) tensor, the number of active triplets)."""
+    anchors. ``marker`` (N,) is added per anchor before the weight (see
+    :func:`mmdet_losses.functional.safe_math.nonfinite_marker`). Returns (the loss summed as
+    a (1,) tensor, the number of active triplets)."""
     count_p = torch.zeros_like(dist)
     count_n = torch.zeros_like(dist)
     num = dist.shape[0]
@@ -229,6 +234,8 @@ def _batch_all_summed(dist: Tensor, pos: Tensor, neg: Tensor, margin: float,
             count_p[rows] = active.sum(2)
             count_n[rows] = active.sum(1)
     per_anchor = (dist * (count_p - count_n) + margin * count_p).sum(1)
+    if marker is not None:
+        per_anchor = per_anchor + marker
     if weight is not None:
         per_anchor = per_anchor * weight.to(per_anchor.dtype)
     return per_anchor.sum().reshape(1), count_p.sum()
@@ -276,24 +283,30 @@ def triplet_loss(pred: Tensor, target: Tensor, weight: Optional[Tensor] = None,
         tensor(0.8000)
     """
     _check_embeddings('pred', pred)
+    check_loss_tensors(pred=pred, target=target, weight=weight)
     labels = _check_labels('target', target, pred.shape[0])
     margin = check_number('margin', margin, low=0.0)
     p = _check_p(p)
     check_choice('mining', mining, MINING_MODES)
     x, = upcast(pred)
+    # 0 (zero gradient) per anchor with a finite embedding, NaN (NaN gradient) otherwise: the
+    # hinge, the masks and the max/min of the mining would hide a NaN or inf embedding
+    marker = nonfinite_marker(x, dim=1)
     if normalize:
         x = nnF.normalize(x, dim=1)
     pos, neg = _label_masks(labels.to(x.device))
     dist = _distance_matrix(x, None, p, squared=False)
     if mining == 'batch_hard':
         loss, count = _batch_hard(dist, pos, neg, margin, soft_margin)
+        loss = loss + marker
     elif not soft_margin and reduction != 'none' and (
             weight is None or isinstance(weight, Tensor) and weight.shape == labels.shape):
         # the same sum without (N, N, N) tensors in the graph
-        loss, count = _batch_all_summed(dist, pos, neg, margin, weight)
+        loss, count = _batch_all_summed(dist, pos, neg, margin, weight, marker)
         weight = None
     else:
         loss, count = _batch_all(dist, pos, neg, margin, soft_margin)
+        loss = loss + marker[:, None, None]
         if isinstance(weight, Tensor) and weight.dim() == 1:  # per anchor
             weight = weight[:, None, None]
     if avg_factor is None and reduction == 'mean':
@@ -338,14 +351,16 @@ def contrastive_loss(x1: Tensor, x2: Tensor, similar: Tensor, margin: float = 1.
     check_same_shape('x1', x1, 'x2', x2)
     if x1.dim() < 1:
         raise ValueError(f'x1 must have a feature dimension, got shape {tuple(x1.shape)}')
-    check_tensor('similar', similar)
+    check_loss_tensors(x1=x1, x2=x2, similar=similar, weight=weight)
     if similar.shape != x1.shape[:-1]:
         raise ValueError(f'similar must have shape {tuple(x1.shape[:-1])} (x1 without its '
                          f'last dim), got {tuple(similar.shape)}')
     margin = check_number('margin', margin, low=0.0)
-    a, b = upcast(x1, x2.to(x1.dtype))
+    a, b = upcast(x1, x2)
     sq_dist = (a - b).square().sum(-1)
     loss = _contrastive(sq_dist, similar.to(sq_dist.dtype), margin)
+    # NaN/inf in x1, x2 or a soft label: NaN loss and gradient (the hinge would hide it)
+    loss = with_nonfinite(with_nonfinite(loss, a, b, dim=-1), similar.detach())
     return weight_reduce_loss(loss, weight, reduction, avg_factor).to(x1.dtype)
 
 
@@ -374,6 +389,7 @@ def pairwise_contrastive_loss(pred: Tensor, target: Tensor, weight: Optional[Ten
         tensor([0.5000, 0.1250, 0.1250])
     """
     _check_embeddings('pred', pred)
+    check_loss_tensors(pred=pred, target=target, weight=weight)
     labels = _check_labels('target', target, pred.shape[0])
     margin = check_number('margin', margin, low=0.0)
     x, = upcast(pred)
@@ -381,6 +397,9 @@ def pairwise_contrastive_loss(pred: Tensor, target: Tensor, weight: Optional[Ten
     sq_dist = _distance_matrix(x, None, 2.0, squared=True)[i, j]
     labels = labels.to(x.device)
     loss = _contrastive(sq_dist, (labels[i] == labels[j]).to(x.dtype), margin)
+    # a pair with a NaN/inf embedding: NaN loss and gradient (see nonfinite_marker)
+    row = (x - x).sum(1)
+    loss = with_nonfinite(loss, row[i] + row[j])
     return weight_reduce_loss(loss, weight, reduction, avg_factor).to(pred.dtype)
 
 
@@ -411,6 +430,7 @@ def center_loss(pred: Tensor, target: Tensor, weight: Optional[Tensor] = None,
     """
     _check_embeddings('pred', pred)
     _check_embeddings('centers', centers)
+    check_loss_tensors(pred=pred, target=target, weight=weight, centers=centers)
     if centers.shape[1] != pred.shape[1]:
         raise ValueError(f'centers must have {pred.shape[1]} columns (the feature dim of '
                          f'pred), got {centers.shape[1]}')

@@ -1,6 +1,9 @@
 """Regression losses on tensors of any shape: ``pred`` and ``target`` have the same shape and
 ``reduction='none'`` keeps it. Half-precision inputs are computed in float32 and the result is
-returned in the input dtype.
+returned in the input dtype; the target and the weight are cast straight to float32, never
+through the half dtype. A NaN or inf in pred, target or weight gives a non-finite loss for that
+element and a non-finite gradient (even where the element's slope is finite or 0, as |d|'s at
+NaN).
 
 On the CPU the losses run through the fused kernel of :mod:`mmdet_losses.ops.regression_kernel`
 (one pass forward, one backward, the same maths) where it applies; the PyTorch expressions
@@ -14,18 +17,22 @@ from torch import Tensor
 
 from ..ops.regression_kernel import fused_regression_loss
 from ..reduction import weight_reduce_loss
-from ..validation import check_number, check_same_shape, check_tensor, upcast
-from .safe_math import safe_sqrt
+from ..validation import (check_loss_tensors, check_number, check_same_shape, check_tensor,
+                          compute_dtype)
+from .safe_math import safe_sqrt, with_nonfinite
 
 __all__ = ['l1_loss', 'mse_loss', 'rmse_loss', 'smooth_l1_loss', 'balanced_l1_loss']
 
 
-def _checked_inputs(pred: Tensor, target: Tensor):
-    """pred and target checked and in the compute dtype (half precision upcast)."""
+def _checked_inputs(pred: Tensor, target: Tensor, weight: Optional[Tensor] = None):
+    """pred and target checked (with weight: real tensors on one device) and in the compute
+    dtype (half precision upcast)."""
     check_tensor('pred', pred, floating=True)
-    check_tensor('target', target)
+    check_loss_tensors(pred=pred, target=target, weight=weight)
     check_same_shape('pred', pred, 'target', target)
-    return upcast(pred, target.to(pred.dtype))
+    # target straight to the compute dtype (never through pred's half dtype)
+    dtype = compute_dtype(pred)
+    return pred.to(dtype), target.to(dtype)
 
 
 def _weighted_reduced(kind: str, elementwise, pred: Tensor, target: Tensor,
@@ -33,12 +40,15 @@ def _weighted_reduced(kind: str, elementwise, pred: Tensor, target: Tensor,
                       **params) -> Tensor:
     """``weight_reduce_loss(elementwise(pred - target, **params), ...)`` in the compute dtype:
     by the fused kernel ``kind`` where it applies, else by ``elementwise`` (its definition)."""
-    pred, target = _checked_inputs(pred, target)
+    pred, target = _checked_inputs(pred, target, weight)
     fused = fused_regression_loss(kind, pred, target, weight, reduction, avg_factor, **params)
     if fused is not None:
         return fused
-    return weight_reduce_loss(elementwise(pred - target, **params), weight, reduction,
-                              avg_factor)
+    residual = pred - target
+    # + 0 (zero gradient) where the residual is finite, NaN (NaN gradient) where it is not:
+    # abs'/sign of NaN is 0, and a NaN or inf weight must reach the gradient as well
+    loss = with_nonfinite(elementwise(residual, **params), residual)
+    return weight_reduce_loss(loss, weight, reduction, avg_factor)
 
 
 def _smooth_l1_elementwise(residual: Tensor, beta: float) -> Tensor:
@@ -50,7 +60,11 @@ def _balanced_l1_elementwise(residual: Tensor, alpha: float, gamma: float,
                              beta: float) -> Tensor:
     diff = residual.abs()
     b = math.exp(gamma / alpha) - 1
-    inlier = alpha / b * (b * diff + 1) * torch.log1p(b * diff / beta) - alpha * diff
+    # The inlier formula on residuals clamped at beta: where it is not used (diff >= beta) it
+    # stays finite, so its zero share of the gradient is 0, not 0 * inf = NaN (b * diff
+    # overflows float32 near 1.8e37 for the default parameters).
+    small = diff.clamp(max=beta)
+    inlier = alpha / b * (b * small + 1) * torch.log1p(b * small / beta) - alpha * small
     outlier = gamma * diff + gamma / b - alpha * beta
     return torch.where(diff < beta, inlier, outlier)
 
@@ -84,14 +98,16 @@ def rmse_loss(pred: Tensor, target: Tensor, weight: Optional[Tensor] = None,
     """Root of the reduced (weighted) squared error: ``sqrt(reduce(weight * (pred-target)^2))``.
 
     With ``reduction='none'`` it is ``sqrt(weight) * |pred - target|`` element-wise. The
-    gradient at a zero residual is 0, not NaN.
+    gradient at a zero residual is 0, not NaN. A negative reduced value (negative weights) has
+    no root: the result is NaN there, never a silent 0.
 
     Example:
         >>> rmse_loss(torch.tensor([0.0, 0.0]), torch.tensor([3.0, 4.0]), reduction='sum')
         tensor(5.)
     """
     squared = _weighted_reduced('mse', torch.square, pred, target, weight, reduction, avg_factor)
-    return safe_sqrt(squared).to(pred.dtype)
+    no_root = torch.where(squared < 0, math.nan, 0.0)  # safe_sqrt would give a silent 0
+    return (safe_sqrt(squared) + no_root).to(pred.dtype)
 
 
 def smooth_l1_loss(pred: Tensor, target: Tensor, weight: Optional[Tensor] = None,

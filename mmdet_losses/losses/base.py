@@ -21,6 +21,10 @@ class BaseLoss(nn.Module, metaclass=ABCMeta):
         loss_weight: the factor the result is multiplied by.
     """
 
+    #: What ``pred`` and ``target`` are, as the catalogue (``python -m mmdet_losses list``)
+    #: shows it; None: read from the ``pred`` argument of the class's or functional's docstring.
+    inputs: Optional[str] = None
+
     def __init__(self, reduction: str = 'mean', loss_weight: float = 1.0) -> None:
         super().__init__()
         self.reduction = check_reduction(reduction)

@@ -4,12 +4,13 @@ mmdet's dense heads size their classifier from ``loss_cls.get('use_sigmoid', Fal
 the loss is built (C outputs for sigmoid losses, C + 1 for softmax ones), so the sigmoid losses
 take ``use_sigmoid=True`` as mmdet's do, and refuse False with a ValueError saying why.
 """
+import numbers
 from typing import Optional
 
 from ..functional import classification as F
 from ..functional.cls_entropy import check_mask_options
 from ..registry import MODELS
-from ..validation import check_choice, check_number
+from ..validation import check_choice, check_int, check_number, check_numbers
 from .base import BaseLoss
 
 __all__ = ['CrossEntropyLoss', 'BinaryCrossEntropyLoss', 'BalancedCrossEntropyLoss',
@@ -65,8 +66,10 @@ class CrossEntropyLoss(BaseLoss):
                                ignore_index=ignore_index, label_smoothing=label_smoothing)
         self.use_sigmoid = bool(use_sigmoid)
         self.use_mask = bool(use_mask)
+        check_numbers('class_weight', class_weight)
         self.class_weight = class_weight
-        self.ignore_index = -100 if ignore_index is None else int(ignore_index)
+        self.ignore_index = (-100 if ignore_index is None
+                             else check_int('ignore_index', ignore_index))
         self.avg_non_ignore = bool(avg_non_ignore)
         self.label_smoothing = check_number('label_smoothing', label_smoothing, low=0.0,
                                             high=1.0)
@@ -103,9 +106,15 @@ class BinaryCrossEntropyLoss(BaseLoss):
                  reduction: str = 'mean', loss_weight: float = 1.0):
         super().__init__(reduction, loss_weight)
         self.use_sigmoid = _require_sigmoid('BinaryCrossEntropyLoss', use_sigmoid)
+        if isinstance(pos_weight, numbers.Number):
+            check_number('pos_weight', pos_weight, low=0.0)
+        else:
+            check_numbers('pos_weight', pos_weight)
+        check_numbers('class_weight', class_weight)
         self.pos_weight = pos_weight
         self.class_weight = class_weight
-        self.ignore_index = -100 if ignore_index is None else int(ignore_index)
+        self.ignore_index = (-100 if ignore_index is None
+                             else check_int('ignore_index', ignore_index))
         self.avg_non_ignore = bool(avg_non_ignore)
 
     def compute(self, pred, target, weight, reduction, avg_factor, **kwargs):
@@ -137,15 +146,19 @@ class BalancedCrossEntropyLoss(BaseLoss):
         tensor(0.6931)
     """
 
+    inputs = 'pred: logits (N, C); target: class indices (N,)'
+
     def __init__(self, class_counts=None, beta: Optional[float] = None,
                  use_sigmoid: bool = False, ignore_index: Optional[int] = -100,
                  reduction: str = 'mean', loss_weight: float = 1.0):
         super().__init__(reduction, loss_weight)
+        check_numbers('class_counts', class_counts)
         self.class_counts = class_counts
         self.beta = None if beta is None else check_number('beta', beta, low=0.0, high=1.0,
                                                            high_open=True)
         self.use_sigmoid = bool(use_sigmoid)
-        self.ignore_index = -100 if ignore_index is None else int(ignore_index)
+        self.ignore_index = (-100 if ignore_index is None
+                             else check_int('ignore_index', ignore_index))
 
     def compute(self, pred, target, weight, reduction, avg_factor, **kwargs):
         return F.balanced_cross_entropy_loss(
@@ -209,8 +222,13 @@ class SoftmaxFocalLoss(BaseLoss):
                  reduction: str = 'mean', loss_weight: float = 1.0):
         super().__init__(reduction, loss_weight)
         self.gamma = check_number('gamma', gamma, low=0.0)
+        if isinstance(alpha, numbers.Number):
+            check_number('alpha', alpha, low=0.0)
+        else:
+            check_numbers('alpha', alpha)
         self.alpha = alpha
-        self.ignore_index = -100 if ignore_index is None else int(ignore_index)
+        self.ignore_index = (-100 if ignore_index is None
+                             else check_int('ignore_index', ignore_index))
 
     def compute(self, pred, target, weight, reduction, avg_factor, **kwargs):
         return F.softmax_focal_loss(pred, target, weight, reduction, avg_factor,
@@ -387,6 +405,8 @@ class ZeroOneLoss(BaseLoss):
         >>> ZeroOneLoss()(torch.tensor([[2.0, 1.0], [0.0, 3.0]]), torch.tensor([1, 1]))
         tensor(0.5000)
     """
+
+    inputs = 'pred: scores f of any shape; target: labels y in {-1, 1} or {0, 1} of its shape'
 
     def compute(self, pred, target, weight, reduction, avg_factor, **kwargs):
         return F.zero_one_loss(pred, target, weight, reduction, avg_factor, **kwargs)

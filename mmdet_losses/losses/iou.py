@@ -25,6 +25,8 @@ __all__ = ['IoULoss', 'GIoULoss', 'DIoULoss', 'CIoULoss', 'EIoULoss', 'SIoULoss'
 class _BoxLoss(BaseLoss):
     """A box loss: stores the validated ``box_format`` and ``eps`` every variant takes."""
 
+    inputs = 'pred and target: boxes (..., 4) in box_format (xyxy by default)'
+
     def __init__(self, box_format: str = 'xyxy', eps: Optional[float] = 1e-7,
                  reduction: str = 'mean', loss_weight: float = 1.0) -> None:
         super().__init__(reduction, loss_weight)
@@ -197,7 +199,14 @@ class WIoULoss(_BoxLoss):
     v2 and v3 divide by the running mean of ``1 - IoU``, the buffer ``running_mean``
     (initially 1, as the authors' code). It is updated in training mode only, by
     ``momentum``, from the weighted batch mean, which is all-reduced over the process group
-    when torch.distributed is initialised, so every rank keeps the same value.
+    when torch.distributed is initialised, so every rank keeps the same value. A batch whose
+    mean is not finite (a NaN or inf box or weight) leaves it unchanged (no host
+    synchronisation), so one bad batch cannot poison the later ones.
+
+    Loading a state dict (a checkpoint) whose ``running_mean`` is NaN or inf (one saved by an
+    earlier version after a bad batch) restores the initial value 1.0 instead, with a
+    ``RuntimeWarning`` naming the buffer: training resumes from a finite state, the mean
+    re-converges within about ``1 / momentum`` steps.
 
     Args:
         version: 'v1', 'v2' or 'v3'.
@@ -228,6 +237,21 @@ class WIoULoss(_BoxLoss):
         self.delta = check_number('delta', delta, low=0.0, low_open=True)
         self.momentum = check_number('momentum', momentum, low=0.0, high=1.0)
         self.register_buffer('running_mean', torch.ones(()))
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys,
+                              unexpected_keys, error_msgs):
+        key = prefix + 'running_mean'
+        value = state_dict.get(key)
+        # reading the value syncs once per load, never on the training path; meta tensors
+        # (no data) are loaded as they are
+        if isinstance(value, torch.Tensor) and value.is_floating_point() \
+                and value.device.type != 'meta' and not bool(torch.isfinite(value).all()):
+            warnings.warn(f'{key} in the state dict is not finite ({value.tolist()}); '
+                          f'WIoULoss restores its initial value 1.0', RuntimeWarning,
+                          stacklevel=2)
+            state_dict = {**state_dict, key: torch.ones_like(value)}
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict,
+                                      missing_keys, unexpected_keys, error_msgs)
 
     def compute(self, pred, target, weight, reduction, avg_factor, **kwargs):
         return F.wiou_loss(pred, target, weight, reduction, avg_factor, **self._params(

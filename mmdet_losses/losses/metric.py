@@ -110,7 +110,7 @@ class TripletLoss(_BatchLoss):
                  reduction: str = 'mean', loss_weight: float = 1.0) -> None:
         super().__init__(gather_distributed, reduction, loss_weight)
         self.margin = check_number('margin', margin, low=0.0)
-        self.p = check_number('p', p, low=1.0)
+        self.p = check_number('p', p, low=1.0, allow_inf=True)
         check_choice('mining', mining, F.MINING_MODES)
         if hard_mining is not None:
             if not isinstance(hard_mining, bool):

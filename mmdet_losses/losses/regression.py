@@ -6,6 +6,8 @@ from .base import BaseLoss
 
 __all__ = ['L1Loss', 'MSELoss', 'RMSELoss', 'SmoothL1Loss', 'BalancedL1Loss']
 
+SAME_SHAPE_INPUTS = 'pred and target: tensors of one shape, any shape'
+
 
 @MODELS.register_module()
 class L1Loss(BaseLoss):
@@ -15,6 +17,8 @@ class L1Loss(BaseLoss):
         >>> L1Loss()(torch.tensor([0.0, 2.0]), torch.tensor([1.0, 0.0]))
         tensor(1.5000)
     """
+
+    inputs = SAME_SHAPE_INPUTS
 
     def compute(self, pred, target, weight, reduction, avg_factor, **kwargs):
         return F.l1_loss(pred, target, weight, reduction, avg_factor, **kwargs)
@@ -29,6 +33,8 @@ class MSELoss(BaseLoss):
         tensor(5.)
     """
 
+    inputs = SAME_SHAPE_INPUTS
+
     def compute(self, pred, target, weight, reduction, avg_factor, **kwargs):
         return F.mse_loss(pred, target, weight, reduction, avg_factor, **kwargs)
 
@@ -42,6 +48,8 @@ class RMSELoss(BaseLoss):
         >>> RMSELoss()(torch.tensor([0.0, 0.0]), torch.tensor([3.0, 4.0]))
         tensor(3.5355)
     """
+
+    inputs = SAME_SHAPE_INPUTS
 
     def compute(self, pred, target, weight, reduction, avg_factor, **kwargs):
         return F.rmse_loss(pred, target, weight, reduction, avg_factor, **kwargs)
@@ -59,6 +67,8 @@ class SmoothL1Loss(BaseLoss):
         >>> SmoothL1Loss(beta=1.0, reduction='sum')(torch.tensor([0.5, 3.0]), torch.zeros(2))
         tensor(2.6250)
     """
+
+    inputs = SAME_SHAPE_INPUTS
 
     def __init__(self, beta: float = 1.0, reduction: str = 'mean', loss_weight: float = 1.0):
         super().__init__(reduction, loss_weight)
@@ -82,6 +92,8 @@ class BalancedL1Loss(BaseLoss):
         >>> BalancedL1Loss(reduction='none')(torch.tensor([2.0]), torch.tensor([0.0]))
         tensor([2.5786])
     """
+
+    inputs = SAME_SHAPE_INPUTS
 
     def __init__(self, alpha: float = 0.5, gamma: float = 1.5, beta: float = 1.0,
                  reduction: str = 'mean', loss_weight: float = 1.0):

@@ -7,6 +7,9 @@ writes the weighted gradient (it shares the exponentials and logarithms with the
 one (N, C) buffer, which the backward scales in place by ``grad_output`` and hands over as the
 logits' gradient: the buffer the gradient needs anyway, and no second pass. Were the backward
 run again (``retain_graph=True``), it recomputes the gradient from the saved logits and labels.
+When a graph of the gradient is asked (``create_graph=True``: double backward), the gradient is
+that of the pure-PyTorch path instead, differentiable again
+(:mod:`mmdet_losses.ops._double_backward`).
 Where the extension is not built, :func:`supports` is False and
 :func:`mmdet_losses.functional.focal_loss` takes its pure-PyTorch path (the same maths, the
 reference the kernel is tested against).
@@ -18,6 +21,7 @@ from torch import Tensor
 
 from ..reduction import reduce_weighted_sum, weight_reduce_loss
 from ..validation import check_reduction
+from ._double_backward import graph_requested, plain_backward
 from ._ext import load_extension
 
 __all__ = []
@@ -43,12 +47,27 @@ def supports(pred: Tensor, weight: Optional[Tensor]) -> bool:
             and weight.shape[1] in (1, pred.shape[1]))
 
 
+def _plain_focal_index(pred: Tensor, labels: Tensor, weight: Optional[Tensor], gamma: float,
+                       alpha: float, reduce_sum: bool) -> Tensor:
+    """What :class:`_FocalIndex` computes, by the pure-PyTorch path of
+    :func:`mmdet_losses.functional.focal_loss` (differentiable any number of times)."""
+    from ..functional.cls_focal import _focal_index_torch  # imported here: it imports this one
+    loss = _focal_index_torch(pred, labels, gamma, alpha, False)
+    if weight is not None:
+        loss = loss * weight
+    return loss.sum() if reduce_sum else loss
+
+
 class _FocalIndex(torch.autograd.Function):
+    """The weighted element-wise loss (N, C), or its sum; the gradient of the logits comes from
+    the forward pass, or the kernel's backward, or (when a graph of the gradient is asked) the
+    plain path (:mod:`mmdet_losses.ops._double_backward`)."""
 
     @staticmethod
     def forward(ctx, pred, labels, weight, gamma, alpha, reduce_sum):
         ctx.save_for_backward(pred, labels, weight)
         ctx.params = (gamma, alpha)
+        ctx.reduce_sum = reduce_sum
         ctx.grad = None
         if not ctx.needs_input_grad[0]:
             return _ext.forward(pred, labels, weight, gamma, alpha, reduce_sum)
@@ -58,6 +77,11 @@ class _FocalIndex(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_output):
         grad, ctx.grad = ctx.grad, None  # used once: a second backward recomputes
+        if graph_requested():  # create_graph=True: differentiable, by the plain path
+            pred, labels, weight = ctx.saved_tensors
+            return plain_backward(_plain_focal_index,
+                                  (pred, labels, weight, *ctx.params, ctx.reduce_sum),
+                                  ctx.needs_input_grad, grad_output)
         if grad is not None:
             return grad.mul_(grad_output), None, None, None, None, None
         pred, labels, weight = ctx.saved_tensors

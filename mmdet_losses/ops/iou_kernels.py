@@ -18,8 +18,8 @@ from typing import Optional, Sequence, Tuple
 
 import torch
 from torch import Tensor
-from torch.autograd.function import once_differentiable
 
+from ._double_backward import graph_requested, plain_backward
 from ._ext import load_extension
 
 __all__ = ['fused_iou_loss', 'fused_variant_loss', 'FUSED_MODES', 'FUSED_VARIANTS',
@@ -51,8 +51,38 @@ def _kernel_applies(pred, target) -> bool:
             and pred.dim() == 2 and pred.shape[-1] == 4 and target.shape == pred.shape)
 
 
+_MODE_NAMES = {i: name for name, i in FUSED_MODES.items()}
+_VARIANT_NAMES = {i: name for name, i in FUSED_VARIANTS.items()}
+_BASE_NAMES = {i: name for name, i in FUSED_BASES.items()}
+#: The variants whose plain element takes ``base=``.
+_WITH_BASE = ('alpha_iou', 'inner_iou', 'focaler_iou')
+
+
+def _plain_iou(pred: Tensor, target: Tensor, mode: int, eps: float, gate: float,
+               gated: bool) -> Tensor:
+    """What :class:`_FusedIoULoss` computes, by the plain PyTorch reference (differentiable
+    any number of times)."""
+    from ..boxes import BoxPair  # imported here: the functional modules import this one
+    from ..functional.iou import _plain_family_element
+    return _plain_family_element(BoxPair(pred, target), _MODE_NAMES[mode], eps,
+                                 gate if gated else None)
+
+
+def _plain_variant(pred: Tensor, target: Tensor, variant: int, base: int, eps: float,
+                   params) -> Tensor:
+    """The loss (first output) of :class:`_FusedVariantLoss` by the plain PyTorch reference."""
+    from ..boxes import BoxPair  # imported here: the functional modules import this one
+    from ..functional.iou import plain_variant_loss
+    name = _VARIANT_NAMES[variant]
+    loss = plain_variant_loss(BoxPair(pred, target), name, eps, tuple(params),
+                              _BASE_NAMES[base] if name in _WITH_BASE else None)
+    return loss[0] if isinstance(loss, tuple) else loss  # Wise-IoU: (loss, 1 - IoU)
+
+
 class _FusedIoULoss(torch.autograd.Function):
-    """Per-pair loss of (N, 4) xyxy boxes; saves only the boxes, the backward recomputes."""
+    """Per-pair loss of (N, 4) xyxy boxes; saves only the boxes, the backward recomputes (by
+    the plain path when a graph of the gradient is asked:
+    :mod:`mmdet_losses.ops._double_backward`)."""
 
     @staticmethod
     def forward(ctx, pred: Tensor, target: Tensor, mode: int, eps: float,
@@ -62,9 +92,11 @@ class _FusedIoULoss(torch.autograd.Function):
         return _EXT.iou_loss_forward(pred, target, *ctx.params)
 
     @staticmethod
-    @once_differentiable
     def backward(ctx, grad: Tensor):
         pred, target = ctx.saved_tensors
+        if graph_requested():  # create_graph=True: differentiable, by the plain path
+            return plain_backward(_plain_iou, (pred, target, *ctx.params),
+                                  ctx.needs_input_grad, grad)
         need_pred, need_target = ctx.needs_input_grad[:2]
         grad_pred, grad_target = _EXT.iou_loss_backward(grad, pred, target, *ctx.params,
                                                         need_target)
@@ -91,7 +123,8 @@ def fused_iou_loss(pred: Tensor, target: Tensor, mode: str, eps: float,
         iou_gate: CIoU's gate, a float or None.
 
     Returns:
-        The (N,) loss, differentiable through the kernel's analytic backward (once), or None
+        The (N,) loss, differentiable through the kernel's analytic backward (and any number
+        of times through the plain path when a graph of the gradient is asked), or None
         when the extension is not built, a tensor is not on the CPU, the dtypes are not both
         float32 or both float64, the shapes are not (N, 4), or the mode is unknown.
 
@@ -111,7 +144,8 @@ def fused_iou_loss(pred: Tensor, target: Tensor, mode: str, eps: float,
 
 class _FusedVariantLoss(torch.autograd.Function):
     """Per-pair loss of (N, 4) xyxy boxes and, for Wise-IoU, its ``1 - IoU`` (no gradient);
-    saves only the boxes, the backward recomputes."""
+    saves only the boxes, the backward recomputes (by the plain path when a graph of the
+    gradient is asked: :mod:`mmdet_losses.ops._double_backward`)."""
 
     @staticmethod
     def forward(ctx, pred: Tensor, target: Tensor, variant: int, base: int, eps: float,
@@ -125,9 +159,11 @@ class _FusedVariantLoss(torch.autograd.Function):
         return loss, l_iou
 
     @staticmethod
-    @once_differentiable
     def backward(ctx, grad: Tensor, *unused_l_iou_grad):
         pred, target = ctx.saved_tensors
+        if graph_requested():  # create_graph=True: differentiable, by the plain path
+            return plain_backward(_plain_variant, (pred, target, *ctx.params),
+                                  ctx.needs_input_grad, grad)
         need_pred, need_target = ctx.needs_input_grad[:2]
         grad_pred, grad_target = _EXT.iou_variant_backward(grad, pred, target, *ctx.params,
                                                            need_target)
@@ -157,7 +193,8 @@ def fused_variant_loss(pred: Tensor, target: Tensor, variant: str, eps: float,
         base: a key of :data:`FUSED_BASES` that the variant accepts.
 
     Returns:
-        The (N,) loss, differentiable through the kernel's backward (once); for 'wiou' a pair
+        The (N,) loss, differentiable through the kernel's backward (and any number of times
+        through the plain path when a graph of the gradient is asked); for 'wiou' a pair
         (loss, 1 - IoU) whose second member has no gradient. None when the extension is not
         built, a tensor is not on the CPU, the dtypes are not both float32 or both float64,
         the shapes are not (N, 4), or the variant is unknown.

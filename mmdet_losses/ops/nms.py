@@ -34,7 +34,7 @@ import torch
 from torch import Tensor
 
 from ..boxes import BoxPair, check_boxes
-from ..validation import check_choice, check_number, check_tensor
+from ..validation import check_choice, check_loss_tensors, check_number, check_tensor
 from ._ext import load_extension
 
 __all__ = ['diou_nms', 'batched_diou_nms']
@@ -51,13 +51,10 @@ def _check_nms_args(boxes, scores, iou_threshold, beta) -> Tuple[float, float]:
     check_boxes('boxes', boxes)
     if boxes.dim() != 2:
         raise ValueError(f'boxes must have shape (N, 4), got {tuple(boxes.shape)}')
-    check_tensor('scores', scores)
+    check_loss_tensors(boxes=boxes, scores=scores)  # real tensors, one device
     if scores.shape != boxes.shape[:1]:
         raise ValueError(f'scores must have shape ({boxes.shape[0]},) (one per box), '
                          f'got {tuple(scores.shape)}')
-    if scores.device != boxes.device:
-        raise ValueError(f'scores must be on the device of boxes ({boxes.device}), '
-                         f'got {scores.device}')
     threshold = check_number('iou_threshold', iou_threshold)
     beta = check_number('beta', beta, low=0.0, low_open=True)
     return threshold, beta
@@ -70,6 +67,17 @@ def diou_nms_scores(box: Tensor, others: Tensor, beta: float, eps: float = NMS_E
     pair = BoxPair(box, others)
     ratio = pair.distance_ratio(eps)
     return pair.iou_clamped(eps) - (ratio if beta == 1.0 else ratio.pow(beta))
+
+
+def _candidates_by_score(boxes: Tensor, scores: Tensor) -> Tensor:
+    """Indices of the boxes that take part, by descending score (ties: the lower index
+    first): those whose four coordinates are finite and whose score is not NaN. Shared by the
+    kernel and the plain path."""
+    valid = torch.isfinite(boxes).all(dim=1)
+    if scores.is_floating_point():
+        valid &= ~torch.isnan(scores)
+    candidates = torch.nonzero(valid).flatten()
+    return candidates[torch.sort(scores[candidates], descending=True, stable=True).indices]
 
 
 def _greedy_plain(boxes: Tensor, threshold: float, beta: float) -> List[int]:
@@ -94,6 +102,11 @@ def diou_nms(boxes: Tensor, scores: Tensor, iou_threshold: float, beta: float = 
     default, a larger beta weakens the centre-distance term (towards plain NMS), a smaller
     one strengthens it.
 
+    Non-finite input: a box with a NaN or infinite coordinate, or with a NaN score, is
+    discarded before anything else: never kept, and it suppresses nothing (its overlap with
+    another box is meaningless). Scores of ``+inf`` and ``-inf`` are ordinary sort keys (the
+    first and the last). The compiled kernel and the pure-PyTorch path share this rule.
+
     Args:
         boxes: (N, 4) xyxy boxes (floating; half precision is compared in float32).
         scores: (N,) scores.
@@ -113,11 +126,14 @@ def diou_nms(boxes: Tensor, scores: Tensor, iou_threshold: float, beta: float = 
         >>> scores = torch.tensor([0.9, 0.8, 0.7])
         >>> mmdet_losses.diou_nms(boxes, scores, iou_threshold=0.4)
         tensor([0, 2])
+        >>> boxes[0, 2] = float('nan')  # box 0 is discarded: box 1 is kept, and drops box 2
+        >>> mmdet_losses.diou_nms(boxes, scores, iou_threshold=0.4)
+        tensor([1])
     """
     threshold, beta = _check_nms_args(boxes, scores, iou_threshold, beta)
     if boxes.shape[0] == 0:
         return torch.zeros(0, dtype=torch.long, device=boxes.device)
-    order = torch.sort(scores, descending=True, stable=True).indices
+    order = _candidates_by_score(boxes, scores)
     sorted_boxes = boxes[order]
     if sorted_boxes.dtype not in (torch.float32, torch.float64):
         sorted_boxes = sorted_boxes.float()
@@ -131,7 +147,8 @@ def diou_nms(boxes: Tensor, scores: Tensor, iou_threshold: float, beta: float = 
 def batched_diou_nms(boxes: Tensor, scores: Tensor, idxs: Tensor, iou_threshold: float,
                      beta: float = 1.0) -> Tensor:
     """DIoU-NMS within each group (class) of ``idxs``: boxes of different groups never
-    suppress each other. Returns the kept indices (K,) by descending score.
+    suppress each other. Returns the kept indices (K,) by descending score. Boxes with a
+    non-finite coordinate or a NaN score are discarded, as by :func:`diou_nms`.
 
     Args:
         boxes: (N, 4) xyxy boxes.

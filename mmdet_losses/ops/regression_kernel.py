@@ -16,10 +16,10 @@ from typing import Optional
 
 import torch
 from torch import Tensor
-from torch.autograd.function import once_differentiable
 
 from ..reduction import check_avg_factor, reduce_weighted_sum
 from ..validation import check_reduction
+from ._double_backward import graph_requested, plain_backward
 from ._ext import load_extension
 
 __all__ = ['fused_regression_loss', 'FUSED_KINDS', 'kernels_available']
@@ -36,9 +36,30 @@ def kernels_available() -> bool:
     return _EXT is not None
 
 
+def _plain_regression(pred: Tensor, target: Tensor, weight: Optional[Tensor], kind: int,
+                      beta: float, alpha: float, gamma: float, reduce: bool) -> Tensor:
+    """What :class:`_FusedRegressionLoss` computes, by the plain PyTorch element functions of
+    :mod:`mmdet_losses.functional.regression` (differentiable any number of times)."""
+    from ..functional import regression  # imported here: that module imports this one
+    residual = pred - target
+    if kind == FUSED_KINDS['l1']:
+        loss = residual.abs()
+    elif kind == FUSED_KINDS['mse']:
+        loss = residual.square()
+    elif kind == FUSED_KINDS['smooth_l1']:
+        loss = regression._smooth_l1_elementwise(residual, beta)
+    else:
+        loss = regression._balanced_l1_elementwise(residual, alpha, gamma, beta)
+    loss = regression.with_nonfinite(loss, residual)  # NaN/inf residual: NaN value and grad
+    if weight is not None:
+        loss = loss * weight
+    return loss.sum() if reduce else loss
+
+
 class _FusedRegressionLoss(torch.autograd.Function):
     """Weighted element-wise loss (``reduce=False``) or its sum (``reduce=True``); saves only
-    the inputs, the backward recomputes."""
+    the inputs, the backward recomputes (by the plain path when a graph of the gradient is
+    asked: :mod:`mmdet_losses.ops._double_backward`)."""
 
     @staticmethod
     def forward(ctx, pred: Tensor, target: Tensor, weight: Optional[Tensor], kind: int,
@@ -50,9 +71,12 @@ class _FusedRegressionLoss(torch.autograd.Function):
                                             reduce)
 
     @staticmethod
-    @once_differentiable
     def backward(ctx, grad: Tensor):
         pred, target, weight = ctx.saved_tensors
+        if graph_requested():  # create_graph=True: differentiable, by the plain path
+            return plain_backward(_plain_regression,
+                                  (pred, target, weight, *ctx.params, ctx.reduce),
+                                  ctx.needs_input_grad, grad)
         need_pred, need_target = ctx.needs_input_grad[:2]
         # The gradient of a sum, or an element-wise gradient expanded from one value (the
         # 'none' loss summed afterwards), is read as one scalar rather than materialised.
@@ -106,7 +130,8 @@ def fused_regression_loss(kind: str, pred: Tensor, target: Tensor,
             errors (bad reduction, bad avg_factor) are raised here the same way.
 
     Returns:
-        The reduced loss in pred's dtype, differentiable (once) through the kernel's backward,
+        The reduced loss in pred's dtype, differentiable through the kernel's backward (and
+        any number of times through the plain path when a graph of the gradient is asked),
         or None when the extension is not built, a tensor is not on the CPU, the dtypes are
         not float32/float64 or differ, the shapes differ, the weight has another shape (a
         broadcast), needs a gradient, the kind is unknown, or 'sum' is asked with avg_factor
@@ -124,7 +149,7 @@ def fused_regression_loss(kind: str, pred: Tensor, target: Tensor,
         return None
     check_reduction(reduction)
     if avg_factor is not None:
-        check_avg_factor(avg_factor)
+        check_avg_factor(avg_factor, pred.device)
         if reduction == 'sum':
             return None  # refused by weight_reduce_loss, with its message
     if weight is not None:

@@ -60,10 +60,14 @@ struct Math<float> {
 };
 
 // p = sigmoid(x), q = 1 - p = sigmoid(-x), softplus(x) = -log(1 - p), softplus(-x) = -log(p).
+// poison = x - x: NaN for a NaN or infinite logit, else 0. Added to every loss and gradient
+// term (the contract: a non-finite input gives a NaN loss and a NaN gradient, as the plain
+// path's with_nonfinite does), where the maths alone would give a finite value (the positive
+// term of x = +inf: (1 - p)^gamma softplus(-x) = 0) or an infinite one.
 template <typename T>
 struct Sigmoid {
-  T p, q, softplus_pos, softplus_neg;
-  explicit FOCAL_INLINE Sigmoid(T x) {
+  T p, q, softplus_pos, softplus_neg, poison;
+  explicit FOCAL_INLINE Sigmoid(T x) : poison(x - x) {
     // Every value is computed before the selections, which pick between ready values, so the
     // loop stays branch-free and vectorisable.
     const T neg_x = -x;
@@ -98,16 +102,16 @@ struct Focal {
     else return Math<T>::exp_neg(-gamma * log_base);
   }
   FOCAL_INLINE T negative_loss(const Sigmoid<T>& s) const {
-    return neg_alpha * power(s.p, s.softplus_neg) * s.softplus_pos;
+    return neg_alpha * power(s.p, s.softplus_neg) * s.softplus_pos + s.poison;
   }
   FOCAL_INLINE T positive_loss(const Sigmoid<T>& s) const {
-    return pos_alpha * power(s.q, s.softplus_pos) * s.softplus_neg;
+    return pos_alpha * power(s.q, s.softplus_pos) * s.softplus_neg + s.poison;
   }
   // The negative loss, and its derivative in `grad`, sharing p^gamma.
   FOCAL_INLINE T negative_loss_grad(const Sigmoid<T>& s, T& grad) const {
     const T factor = neg_alpha * power(s.p, s.softplus_neg);
-    grad = factor * (gamma * s.q * s.softplus_pos + s.p);
-    return factor * s.softplus_pos;
+    grad = factor * (gamma * s.q * s.softplus_pos + s.p) + s.poison;
+    return factor * s.softplus_pos + s.poison;
   }
   FOCAL_INLINE T negative_grad(const Sigmoid<T>& s) const {
     T grad;
@@ -115,7 +119,8 @@ struct Focal {
     return grad;
   }
   FOCAL_INLINE T positive_grad(const Sigmoid<T>& s) const {
-    return -pos_alpha * power(s.q, s.softplus_pos) * (gamma * s.p * s.softplus_neg + s.q);
+    return -pos_alpha * power(s.q, s.softplus_pos) * (gamma * s.p * s.softplus_neg + s.q) +
+           s.poison;
   }
 };
 

@@ -5,7 +5,9 @@
 // with the geometry of mmdet_losses/boxes.py (IoU = inter / max(union, eps), relu sides,
 // inverted boxes of area 0), evaluated in the same order as the pure-PyTorch path
 // (mmdet_losses/ops/nms.py), which stays the reference. Nothing of size N x N is allocated:
-// each kept box is compared with the boxes after it that are still alive.
+// each kept box is compared with the boxes after it that are still alive. A box with a NaN or
+// infinite coordinate is never kept and suppresses nothing (diou_nms in nms.py drops such
+// boxes, and NaN scores, before sorting, on every path; this kernel skips them too).
 #include <torch/extension.h>
 
 #include <ATen/Dispatch.h>
@@ -58,6 +60,11 @@ at::Tensor diou_nms_sorted(const at::Tensor& boxes_in, double iou_threshold, dou
     const scalar_t thr = static_cast<scalar_t>(iou_threshold);
     const scalar_t bt = static_cast<scalar_t>(beta), e = static_cast<scalar_t>(eps);
     std::vector<char> suppressed(static_cast<size_t>(n), 0);
+    for (int64_t i = 0; i < n; ++i) {
+      const scalar_t* box = b + 4 * i;
+      suppressed[i] = !(std::isfinite(box[0]) && std::isfinite(box[1]) &&
+                        std::isfinite(box[2]) && std::isfinite(box[3]));
+    }
     for (int64_t i = 0; i < n; ++i) {
       if (suppressed[i]) continue;
       keep.push_back(i);

@@ -10,7 +10,8 @@
 //   * maximum/minimum split the derivative equally at a tie,
 //   * clamp passes it where the bound is reached (x >= low, x <= high), relu does not (x > 0),
 //   * abs has derivative sign(x), 0 at 0,
-//   * safe_pow (x^p for x > 0, else 0) has derivative 0 where x <= 0,
+//   * safe_pow (x^p for x > 0, else 0) has derivative 0 where x <= 0 (a finite x),
+//   * clamp keeps a NaN (as torch.clamp), with derivative 0,
 //   * detach drops the derivative.
 #pragma once
 
@@ -182,20 +183,19 @@ IOU_INLINE Dual<T, K> relu(const Dual<T, K>& x) {
 }
 
 using box_math::clamp_min;
+// (a NaN x stays NaN, with derivative 0, as torch.clamp and its backward)
 template <typename T, int K>
 IOU_INLINE Dual<T, K> clamp_min(const Dual<T, K>& x, T low) {
-  const auto pass = x.v >= low;
-  return chain(pass ? x.v : low, to_real<T>(pass), x);
+  return chain(clamp_min(x.v, low), to_real<T>(x.v >= low), x);
 }
 
 template <LaneType T>
 IOU_INLINE T clamp_max(T x, T high) {
-  return x <= high ? x : high;
+  return x > high ? high : x;
 }
 template <typename T, int K>
 IOU_INLINE Dual<T, K> clamp_max(const Dual<T, K>& x, T high) {
-  const auto pass = x.v <= high;
-  return chain(pass ? x.v : high, to_real<T>(pass), x);
+  return chain(clamp_max(x.v, high), to_real<T>(x.v <= high), x);
 }
 
 // clamp(x, low, high): the derivative passes where low <= x <= high.
@@ -271,36 +271,46 @@ IOU_INLINE Dual<T, K> pow(const Dual<T, K>& x, double p) {
   return chain(lane_pow(x.v, p), lit<T>(p) * lane_pow(x.v, p - 1), x);
 }
 
-// x^p for x > 0 and 0 elsewhere, with derivative 0 there (functional/safe_math.py).
+// Where safe_pow keeps x^p: x > 0, or x not finite (NaN, +-inf: functional/safe_math.py maps
+// only a finite x <= 0 to 0, so that a NaN stays NaN).
+template <LaneType T>
+IOU_INLINE auto safe_pow_keeps(T x) {
+  return (x > lit<T>(0)) | ((x - x) != lit<T>(0));
+}
+
+// x^p for x > 0 (and non-finite x) and 0 for a finite x <= 0, with derivative 0 there
+// (functional/safe_math.py).
 template <LaneType T>
 IOU_INLINE T safe_pow(T x, double p) {
-  const auto positive = x > lit<T>(0);
-  return positive ? lane_pow(positive ? x : lit<T>(1), p) : lit<T>(0);
+  const auto keep = safe_pow_keeps(x);
+  return keep ? lane_pow(keep ? x : lit<T>(1), p) : lit<T>(0);
 }
 template <typename T, int K>
 IOU_INLINE Dual<T, K> safe_pow(const Dual<T, K>& x, double p) {
-  const auto positive = x.v > lit<T>(0);
-  const T base = positive ? x.v : lit<T>(1);
-  return chain(positive ? lane_pow(base, p) : lit<T>(0),
-               positive ? lit<T>(p) * lane_pow(base, p - 1) : lit<T>(0), x);
+  const auto keep = safe_pow_keeps(x.v);
+  const T base = keep ? x.v : lit<T>(1);
+  return chain(keep ? lane_pow(base, p) : lit<T>(0),
+               keep ? lit<T>(p) * lane_pow(base, p - 1) : lit<T>(0), x);
 }
 
-// sqrt(x) for x > 0 and 0 elsewhere, with derivative 0 there (safe_pow(x, 1/2)).
+// sqrt(x) for x > 0 (and non-finite x) and 0 for a finite x <= 0, with derivative 0 there
+// (safe_pow(x, 1/2)).
 template <LaneType T>
 IOU_INLINE T safe_sqrt(T x) {
-  const auto positive = x > lit<T>(0);
-  return positive ? lane_sqrt(positive ? x : lit<T>(1)) : lit<T>(0);
+  const auto keep = safe_pow_keeps(x);
+  return keep ? lane_sqrt(keep ? x : lit<T>(1)) : lit<T>(0);
 }
 template <typename T, int K>
 IOU_INLINE Dual<T, K> safe_sqrt(const Dual<T, K>& x) {
-  const auto positive = x.v > lit<T>(0);
-  const T root = lane_sqrt(positive ? x.v : lit<T>(1));
-  return chain(positive ? root : lit<T>(0), positive ? lit<T>(0.5) / root : lit<T>(0), x);
+  const auto keep = safe_pow_keeps(x.v);
+  const T root = lane_sqrt(keep ? x.v : lit<T>(1));
+  return chain(keep ? root : lit<T>(0), keep ? lit<T>(0.5) / root : lit<T>(0), x);
 }
 
 // CIoU's angle(b) - angle(a), angle(w, h) = atan2(w, h) of sides already clamped at 0 and 0,
 // with derivative 0, for a point box. The value is one atan (box_math::angle_difference); the
-// derivative of atan2(w, h) is (h dw - w dh) / (w^2 + h^2).
+// derivative of atan2(w, h) is (h dw - w dh) / (w^2 + h^2), computed from the unit (h, w)
+// vector (box_math::unit_sides), so that neither underflows nor overflows at any box scale.
 template <LaneType T>
 IOU_INLINE T angle_gap(T wa, T ha, T wb, T hb) {
   return box_math::angle_difference(wa, ha, wb, hb);
@@ -308,15 +318,15 @@ IOU_INLINE T angle_gap(T wa, T ha, T wb, T hb) {
 template <typename T, int K>
 IOU_INLINE Dual<T, K> angle_gap(const Dual<T, K>& wa, const Dual<T, K>& ha,
                                 const Dual<T, K>& wb, const Dual<T, K>& hb) {
-  // w^2 + h^2 is 0 only for a point box, whose w = h = 0 then zero the derivative
-  T ra = wa.v * wa.v + ha.v * ha.v, rb = wb.v * wb.v + hb.v * hb.v;
-  ra = ra > lit<T>(0) ? ra : lit<T>(1);
-  rb = rb > lit<T>(0) ? rb : lit<T>(1);
+  const box_math::UnitSides<T> ua = box_math::unit_sides(wa.v, ha.v);
+  const box_math::UnitSides<T> ub = box_math::unit_sides(wb.v, hb.v);
+  const T sa = box_math::angle_grad_scale(ua), sb = box_math::angle_grad_scale(ub);
+  const T ha_s = ua.h * sa, wa_s = ua.w * sa, hb_s = ub.h * sb, wb_s = ub.w * sb;
   Dual<T, K> r;
-  r.v = box_math::angle_difference(wa.v, ha.v, wb.v, hb.v);
+  r.v = box_math::angle_difference(ua, ub);
 #pragma GCC unroll 8
   for (int k = 0; k < K; ++k) {
-    r.d[k] = (hb.v * wb.d[k] - wb.v * hb.d[k]) / rb - (ha.v * wa.d[k] - wa.v * ha.d[k]) / ra;
+    r.d[k] = (hb_s * wb.d[k] - wb_s * hb.d[k]) - (ha_s * wa.d[k] - wa_s * ha.d[k]);
   }
   return r;
 }

@@ -6,7 +6,15 @@
 //   * max/min of two coordinates split the gradient equally at a tie,
 //   * clamp(x, min=b) passes the gradient where x >= b, clamp(x, max=b) where x <= b,
 //     relu(x) where x > 0 (the intersection's sides),
-//   * CIoU's alpha carries no gradient; the angle of a point box is 0 with no gradient.
+//   * CIoU's alpha carries no gradient; the angle of a point box is 0 with no gradient,
+//   * a pair with a NaN or infinite coordinate has a NaN loss and an all-NaN gradient (pred's
+//     and target's), whatever the geometry would give (box_math::nonfinite_poison).
+// At any scale of the boxes the values and gradients are the reference's, within rounding,
+// wherever the reference is finite (tests/test_contract_kernels.py, boxes of size 1e-30 to
+// 1e30): the clamps keep a NaN from an overflow (inf / inf) as torch.clamp does, and CIoU's
+// angles go through unit vectors (box_math::unit_sides), whose products neither underflow nor
+// overflow (the reference's atan2 gradient, (h, -w) / (w^2 + h^2), loses itself in float32
+// beyond about 1e-19 and 1e19; the kernel's stays exact there).
 // The reference stays the definition; tests/test_iou_kernels.py checks this file against it.
 #include <torch/extension.h>
 
@@ -73,13 +81,13 @@ IOU_INLINE T clamp_max_backward(T x, T high, T g) {
 }
 
 
-// Gradient (dw, dh) of atan2(w, h), scaled by g; zero for a point box (w = h = 0).
+// Gradient (dw, dh) of atan2(w, h) (w, h the unit sides u of a box: box_math::unit_sides),
+// scaled by g; zero for a point box (w = h = 0).
 template <typename T>
-IOU_INLINE void box_angle_backward(T w, T h, T g, T& gw, T& gh) {
-  T r2 = w * w + h * h;
-  r2 = r2 > T(0) ? r2 : T(1);  // a point box: w = h = 0 give 0 below
-  gw += g * h / r2;
-  gh -= g * w / r2;
+IOU_INLINE void box_angle_backward(const UnitSides<T>& u, T g, T& gw, T& gh) {
+  const T s = g * angle_grad_scale(u);
+  gw += s * u.h;
+  gh -= s * u.w;
 }
 
 struct Params {
@@ -96,6 +104,8 @@ IOU_INLINE T box_pair_loss(const T* __restrict__ p, const T* __restrict__ t, con
   const T zero = T(0), one = T(1);
   const T x1a = p[0], y1a = p[1], x2a = p[2], y2a = p[3];
   const T x1b = t[0], y1b = t[1], x2b = t[2], y2b = t[3];
+  // NaN where a coordinate is not finite: added to the loss and to every gradient component
+  const T poison = nonfinite_poison(x1a, y1a, x2a, y2a, x1b, y1b, x2b, y2b);
 
   // Intersection (relu sides), areas of clamped sides, union (>= 0 for any boxes).
   const T ix1 = x1a > x1b ? x1a : x1b, ix2 = x2a < x2b ? x2a : x2b;
@@ -162,20 +172,21 @@ IOU_INLINE T box_pair_loss(const T* __restrict__ p, const T* __restrict__ t, con
     const T rho2 = dx * dx + dy * dy;
     const T c_den = ew * ew + eh * eh + eps;
     const T ratio_raw = rho2 / c_den;
-    const T ratio = ratio_raw <= one ? ratio_raw : one;
+    const T ratio = ratio_raw > one ? one : ratio_raw;  // clamp(max=1): NaN stays NaN
     const T diou = iou - ratio;
     const T g_diou = -g;
     if (MODE == kCIoU) {
       // alpha (no gradient) is 0 below the gate; computed for every pair (no branch).
-      const T diff = angle_difference(wa_c, ha_c, wb_c, hb_c);
+      const UnitSides<T> ua = unit_sides(wa_c, ha_c), ub = unit_sides(wb_c, hb_c);
+      const T diff = angle_difference(ua, ub);
       const T v = static_cast<T>(kCIoUFactor) * (diff * diff);
       const bool active = iou > static_cast<T>(prm.iou_gate);
       const T alpha = active ? v / (clamp_min(one - iou, zero) + v + eps) : zero;
       loss = one - (diou - alpha * v);
       if (GRAD) {
         const T g_diff = g * alpha * static_cast<T>(kCIoUFactor) * 2 * diff;
-        box_angle_backward(wb_c, hb_c, g_diff, g_wb_c, g_hb_c);
-        box_angle_backward(wa_c, ha_c, -g_diff, g_wa_c, g_ha_c);
+        box_angle_backward(ub, g_diff, g_wb_c, g_hb_c);
+        box_angle_backward(ua, -g_diff, g_wa_c, g_ha_c);
       }
     } else {
       loss = one - diou;
@@ -241,18 +252,18 @@ IOU_INLINE T box_pair_loss(const T* __restrict__ p, const T* __restrict__ t, con
       g_y1a -= hy;
       g_y2a -= hy;
     }
-    gp[0] = g_x1a;
-    gp[1] = g_y1a;
-    gp[2] = g_x2a;
-    gp[3] = g_y2a;
+    gp[0] = g_x1a + poison;
+    gp[1] = g_y1a + poison;
+    gp[2] = g_x2a + poison;
+    gp[3] = g_y2a + poison;
     if (TARGET_GRAD) {
-      gt[0] = g_x1b;
-      gt[1] = g_y1b;
-      gt[2] = g_x2b;
-      gt[3] = g_y2b;
+      gt[0] = g_x1b + poison;
+      gt[1] = g_y1b + poison;
+      gt[2] = g_x2b + poison;
+      gt[3] = g_y2b + poison;
     }
   }
-  return loss;
+  return loss + poison;
 }
 
 template <typename T, int64_t MODE>

@@ -9,7 +9,9 @@
 // the loss's derivatives in the pred (and, when asked, target) coordinates in the same single
 // pass. The formulas, eps placement and the conventions at kinks are those of the pure-PyTorch
 // reference (mmdet_losses/functional/iou.py over mmdet_losses/boxes.py), which
-// tests/test_iou_variant_kernels.py checks this file against.
+// tests/test_iou_variant_kernels.py checks this file against. A pair with a NaN or infinite
+// coordinate has a NaN loss (and Wise-IoU's 1 - IoU) and an all-NaN gradient
+// (box_math::nonfinite_poison), whatever the geometry would give.
 
 using namespace ad;
 using box_math::kGrain;
@@ -245,7 +247,10 @@ void forward_impl(const T* __restrict__ p, const T* __restrict__ t, T* __restric
     const P a[4] = {pairs.load(p, 0), pairs.load(p, 1), pairs.load(p, 2), pairs.load(p, 3)};
     const P b[4] = {pairs.load(t, 0), pairs.load(t, 1), pairs.load(t, 2), pairs.load(t, 3)};
     P l = lit<P>(0);
-    const P loss = variant_loss<VARIANT, BASE>(Geometry<P>(a, b), prm, l);
+    // NaN where a coordinate is not finite (box_math::nonfinite_poison), else 0
+    const P poison = box_math::nonfinite_poison(a[0], a[1], a[2], a[3], b[0], b[1], b[2], b[3]);
+    const P loss = variant_loss<VARIANT, BASE>(Geometry<P>(a, b), prm, l) + poison;
+    if constexpr (VARIANT == kWIoU) l = l + poison;
     for (int64_t k = 0; k < pairs.count; ++k) {
       out[pairs.begin + k] = loss[k];
       if constexpr (VARIANT == kWIoU) l_iou[pairs.begin + k] = l[k];
@@ -271,13 +276,17 @@ void backward_impl(const T* __restrict__ grad, int64_t grad_stride, const T* __r
     }
     P l = lit<P>(0);
     const D loss = variant_loss<VARIANT, BASE>(Geometry<D>(a, b), prm, l);
+    // the poison's value (its derivative is 0): NaN where a coordinate is not finite
+    const P poison = box_math::nonfinite_poison(a[0].v, a[1].v, a[2].v, a[3].v, b[0].v, b[1].v,
+                                                b[2].v, b[3].v);
     for (int64_t k = 0; k < pairs.count; ++k) {
       const int64_t i = pairs.begin + k;
       const T g = grad[i * grad_stride];
+      const T nan_or_zero = poison[k];
 #pragma GCC unroll 4
       for (int j = 0; j < 4; ++j) {
-        gp[4 * i + j] = g * loss.d[j][k];
-        if constexpr (K == 8) gt[4 * i + j] = g * loss.d[4 + j][k];
+        gp[4 * i + j] = g * loss.d[j][k] + nan_or_zero;
+        if constexpr (K == 8) gt[4 * i + j] = g * loss.d[4 + j][k] + nan_or_zero;
       }
     }
   });

@@ -9,7 +9,9 @@
 // reference mmdet_losses/functional/regression.py, against which
 // tests/test_regression_kernel.py checks this file:
 //   * |d| has gradient sign(d), which is 0 at d = 0,
-//   * torch.where(x < beta, inner, outer) takes the outer branch (value and gradient) at x = beta.
+//   * torch.where(x < beta, inner, outer) takes the outer branch (value and gradient) at x = beta,
+//   * a NaN or infinite residual (pred or target) has a NaN gradient (element_grad), and a NaN
+//     or infinite weight makes the element's loss and gradient non-finite through the product.
 #include <torch/extension.h>
 
 #include <ATen/Dispatch.h>
@@ -154,22 +156,26 @@ REG_INLINE T element_loss(T d, const Params<T>& prm) {
   return x < prm.beta ? inlier : outlier;
 }
 
-// d loss / d pred of one residual (d loss / d target is its negative).
+// d loss / d pred of one residual (d loss / d target is its negative). A NaN or infinite
+// residual gives NaN, as on the plain path (its with_nonfinite marker): the contract, a
+// non-finite input gives a non-finite gradient, where sign(+-inf) = +-1 and the selected
+// branch of Smooth/Balanced L1 alone would give a finite slope. d - d is NaN there, else 0.
 template <typename T, int64_t KIND>
 REG_INLINE T element_grad(T d, const Params<T>& prm) {
-  if (KIND == kMSE) return T(2) * d;
+  const T poison = d - d;
+  if (KIND == kMSE) return T(2) * d + poison;
   const T s = sign(d);
-  if (KIND == kL1) return s;
+  if (KIND == kL1) return s + poison;
   const T x = abs_value(d);
   if (KIND == kSmoothL1) {
-    return x < prm.beta ? s * (x / prm.beta) : s;
+    return (x < prm.beta ? s * (x / prm.beta) : s) + poison;
   }
   // balanced L1: derivative of alpha/b (b x + 1) log(1 + b x / beta) - alpha x in x
   const T bx = prm.b * x;
   const T inlier = prm.alpha * log1p_nonnegative(bx / prm.beta) +
                    prm.alpha_over_b * (bx + T(1)) * prm.b_over_beta / (T(1) + bx / prm.beta) -
                    prm.alpha;
-  return s * (x < prm.beta ? inlier : prm.gamma);
+  return s * (x < prm.beta ? inlier : prm.gamma) + poison;
 }
 
 // Weighted element-wise loss (reduction 'none').
