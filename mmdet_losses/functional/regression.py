@@ -107,7 +107,9 @@ def rmse_loss(pred: Tensor, target: Tensor, weight: Optional[Tensor] = None,
     """
     squared = _weighted_reduced('mse', torch.square, pred, target, weight, reduction, avg_factor)
     no_root = torch.where(squared < 0, math.nan, 0.0)  # safe_sqrt would give a silent 0
-    return (safe_sqrt(squared) + no_root).to(pred.dtype)
+    # sqrt's gradient at +inf is 0: mark an infinite squared error NaN, as the plain path's
+    # element-wise marker already has, so both paths give every element a NaN gradient
+    return with_nonfinite(safe_sqrt(squared) + no_root, squared).to(pred.dtype)
 
 
 def smooth_l1_loss(pred: Tensor, target: Tensor, weight: Optional[Tensor] = None,

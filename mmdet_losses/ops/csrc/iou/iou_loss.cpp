@@ -252,15 +252,18 @@ IOU_INLINE T box_pair_loss(const T* __restrict__ p, const T* __restrict__ t, con
       g_y1a -= hy;
       g_y2a -= hy;
     }
-    gp[0] = g_x1a + poison;
-    gp[1] = g_y1a + poison;
-    gp[2] = g_x2a + poison;
-    gp[3] = g_y2a + poison;
+    // g * 0 is NaN for a NaN or infinite incoming gradient (an inf weight): the masks above
+    // (relu, clamp, min/max) would drop it where inactive, the plain path's marker does not
+    const T g_poison = poison + g * zero;
+    gp[0] = g_x1a + g_poison;
+    gp[1] = g_y1a + g_poison;
+    gp[2] = g_x2a + g_poison;
+    gp[3] = g_y2a + g_poison;
     if (TARGET_GRAD) {
-      gt[0] = g_x1b + poison;
-      gt[1] = g_y1b + poison;
-      gt[2] = g_x2b + poison;
-      gt[3] = g_y2b + poison;
+      gt[0] = g_x1b + g_poison;
+      gt[1] = g_y1b + g_poison;
+      gt[2] = g_x2b + g_poison;
+      gt[3] = g_y2b + g_poison;
     }
   }
   return loss + poison;
