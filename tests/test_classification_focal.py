@@ -46,8 +46,8 @@ def _tolerance(dtype):
 
 def test_kernel_is_what_runs_on_cpu(monkeypatch):
     calls = []
-    original = focal_kernel._FocalIndex.apply
-    monkeypatch.setattr(focal_kernel._FocalIndex, 'apply',
+    original = focal_kernel.sigmoid_focal_loss_index_op
+    monkeypatch.setattr(focal_kernel, 'sigmoid_focal_loss_index_op',
                         lambda *a: calls.append(1) or original(*a))
     pred, labels, _, _ = _inputs(torch.float32)
     F.focal_loss(pred, labels)

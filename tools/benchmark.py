@@ -6,12 +6,24 @@ Usage:
     python tools/benchmark.py --loss SmoothL1Loss
     python tools/benchmark.py --loss FocalLoss --sizes 100000 --repeats 20
     python tools/benchmark.py --loss CIoULoss --device cuda --dtype float16
+    python tools/benchmark.py --loss CIoULoss --sizes 1000000 --compile
 
 Each repeat times our loss and the reference (mmdet's loss of the same name, where mmdet has
 one) one after the other on the same inputs, so drift of the machine hits both; the table
 reports the median of each and the ratio reference/ours (above 1: ours is faster). Peak memory
 is the highest total of the tensors allocated during one forward+backward, read from
 PyTorch's profiler on the CPU and from the CUDA allocator on a GPU.
+
+With ``--compile`` the table compares our loss in eager mode with the same module under
+``torch.compile`` (``--backend``, inductor by default): forward+backward, interleaved as
+above, plus the time of the first compiled call (tracing and compilation included) and the
+number of graph breaks ``torch._dynamo.explain`` finds in the forward.
+
+On Linux, glibc hands large freed buffers back to the system, and a process whose steps then
+fault their pages in again runs several ms slower (bimodal figures for the (N, 80) focal
+buffers, hitting either contender). For stable figures keep them in the heap:
+``MALLOC_MMAP_THRESHOLD_=4294967296 MALLOC_TRIM_THRESHOLD_=4294967296``; and
+``TORCHINDUCTOR_FORCE_DISABLE_CACHES=1`` makes the first compiled call pay a cold compilation.
 """
 import argparse
 import os
@@ -105,6 +117,41 @@ def run_case(case, size, device, dtype, repeats, warmup, progress):
     return result
 
 
+def run_compiled_case(case, size, device, dtype, repeats, warmup, backend, progress):
+    """Eager and ``torch.compile``d forward+backward of our loss on the same inputs: median
+    times, the first compiled call's time (compilation included) and the forward's graph
+    breaks."""
+    args, kwargs = case.make_inputs(size, device, dtype)
+    eager = case.ours().to(device)
+    torch._dynamo.reset()  # every case compiles from scratch: its first call is comparable
+    compiled = torch.compile(eager, backend=backend)
+    first = time_once(compiled, args, kwargs, device)
+    breaks = torch._dynamo.explain(eager)(*args, **kwargs).graph_break_count
+    times = {'eager': [], 'compiled': []}
+    for _ in range(warmup):
+        time_once(eager, args, kwargs, device)
+        time_once(compiled, args, kwargs, device)
+    for _ in range(repeats):
+        times['eager'].append(time_once(eager, args, kwargs, device))
+        times['compiled'].append(time_once(compiled, args, kwargs, device))
+        progress.update(1)
+    return dict(eager=statistics.median(times['eager']),
+                compiled=statistics.median(times['compiled']), first=first, breaks=breaks)
+
+
+def print_compiled(rows, device, opts):
+    print(f'\ndevice: {device} ({torch.get_num_threads()} threads), dtype: {opts.dtype}, '
+          f'torch {torch.__version__}, backend {opts.backend}, median of {opts.repeats} '
+          f'interleaved runs, forward+backward')
+    print('| loss | size | eager ms | compiled ms | compiled speed-up | first compiled call s '
+          '| graph breaks |')
+    print('|' + '---|' * 7)
+    for case, size, res in rows:
+        print(f'| {case.name} | {size:,} {case.unit} | {res["eager"] * 1e3:.2f} | '
+              f'{res["compiled"] * 1e3:.2f} | {res["eager"] / res["compiled"]:.2f}x | '
+              f'{res["first"]:.2f} | {res["breaks"]} |')
+
+
 def main(argv=None):
     cases = discover()
     parser = argparse.ArgumentParser(
@@ -120,6 +167,9 @@ def main(argv=None):
                         choices=['float32', 'float16', 'bfloat16', 'float64'])
     parser.add_argument('--threads', type=int, default=None, help='torch intra-op threads')
     parser.add_argument('--list', action='store_true', help='list the cases and exit')
+    parser.add_argument('--compile', action='store_true',
+                        help='compare our loss eager with torch.compile instead of the reference')
+    parser.add_argument('--backend', default='inductor', help="torch.compile's backend")
     opts = parser.parse_args(argv)
 
     if opts.list:
@@ -144,8 +194,16 @@ def main(argv=None):
               file=sys.stderr) as progress:
         for case, size in jobs:
             progress.set_postfix_str(f'{case.name} @ {size}')
-            res = run_case(case, size, device, dtype, opts.repeats, opts.warmup, progress)
+            if opts.compile:
+                res = run_compiled_case(case, size, device, dtype, opts.repeats, opts.warmup,
+                                        opts.backend, progress)
+            else:
+                res = run_case(case, size, device, dtype, opts.repeats, opts.warmup, progress)
             rows.append((case, size, res))
+
+    if opts.compile:
+        print_compiled(rows, device, opts)
+        return 0
 
     print(f'\ndevice: {device} ({torch.get_num_threads()} threads), dtype: {opts.dtype}, '
           f'torch {torch.__version__}, median of {opts.repeats} interleaved runs, '

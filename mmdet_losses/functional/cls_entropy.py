@@ -13,7 +13,7 @@ from torch import Tensor
 from ..reduction import check_weight, weight_reduce_loss
 from ..validation import (check_int, check_labels, check_loss_tensors, check_number,
                           check_numbers, check_reduction, check_same_shape, check_tensor,
-                          upcast)
+                          reads_values, upcast)
 from .cls_common import (check_class_vector, check_scores, check_unit_interval,
                          is_index_target, per_anchor_weight)
 from .safe_math import nan_if_nonfinite
@@ -294,7 +294,7 @@ def _balanced_class_weight(target: Tensor, num_classes: int, like: Tensor, class
     if class_counts is not None:
         check_numbers('class_counts', class_counts)
         if isinstance(class_counts, Tensor):
-            bad = class_counts.device.type == 'cpu' and bool((class_counts <= 0).any())
+            bad = reads_values(class_counts) and bool((class_counts <= 0).any())
         else:
             bad = any(float(n) <= 0 for n in class_counts)
         if bad:

@@ -5,6 +5,7 @@ Embeddings are ``(N, D)``, labels ``(N,)`` integers. Distances have a finite gra
 distance (the subgradient 0, not the NaN that ``sqrt(0)`` gives through the chain rule).
 Half-precision inputs are computed in float32 and the result is returned in the input dtype.
 """
+import contextlib
 from typing import Optional, Tuple
 
 import torch
@@ -54,6 +55,15 @@ def _hinge(gap: Tensor, soft_margin: bool) -> Tensor:
 # ---------------------------------------------------------------------------------------------
 # distances
 # ---------------------------------------------------------------------------------------------
+def _autocast_off(device_type: str):
+    """Autocast switched off on ``device_type``; nothing to switch off where autocast does not
+    exist ('meta': shape propagation, whose dtypes autocast does not change either)."""
+    available = getattr(torch.amp, 'is_autocast_available', lambda d: d != 'meta')
+    if not available(device_type):
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device_type, enabled=False)
+
+
 def _distance_matrix(x: Tensor, y: Optional[Tensor], p: float, squared: bool) -> Tensor:
     """(N, M) distances between the rows of x and y (y=None: x with itself, zero diagonal).
 
@@ -71,7 +81,7 @@ def _distance_matrix(x: Tensor, y: Optional[Tensor], p: float, squared: bool) ->
     a = x - centre
     b = a if same else y - centre
     # autocast would run the product in half precision, where the cancellation is ruinous
-    with torch.autocast(device_type=x.device.type, enabled=False):
+    with _autocast_off(x.device.type):
         sq = torch.addmm(a.square().sum(1)[:, None] + b.square().sum(1)[None, :], a, b.t(),
                          alpha=-2.0).clamp_min(0)
     if same:  # exactly 0 (not rounding noise) on the diagonal

@@ -9,18 +9,23 @@ a dual-number type whose forward-mode derivatives give the gradient in the same 
 (``csrc/iou/iou_variants.cpp``). The extension ``mmdet_losses.ops._iou`` is compiled when the
 package is built (``setup.py``), never at run time. It computes exactly the maths of the
 pure-PyTorch reference in :mod:`mmdet_losses.functional.iou` over :mod:`mmdet_losses.boxes`
-(eps placement and gradients at ties and clamps included) and is tested against it. Where no
-kernel applies (extension not built, a tensor not on the CPU, a dtype other than
-float32/float64) the functions return None and the caller takes the pure-PyTorch path, which
-is also what runs on a GPU.
+(eps placement and gradients at ties and clamps included) and is tested against it.
+
+The kernels are PyTorch operators (:mod:`mmdet_losses.ops._library`):
+``torch.ops.mmdet_losses.iou_loss`` and ``iou_variant_loss`` with their autograd formulas,
+and their backward operators ``iou_loss_backward`` and ``iou_variant_loss_backward``; so
+``torch.compile`` traces them without a graph break. Where no kernel applies (extension not
+built, a tensor not on the CPU, a dtype other than float32/float64, inside a ``torch.func``
+transform) the functions return None and the caller takes the pure-PyTorch path, which is
+also what runs on a GPU.
 """
-from typing import Optional, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import torch
 from torch import Tensor
 
-from ._double_backward import graph_requested, plain_backward
 from ._ext import load_extension
+from ._library import EMPTY, kernel_allowed, kernel_op, register_gradient
 
 __all__ = ['fused_iou_loss', 'fused_variant_loss', 'FUSED_MODES', 'FUSED_VARIANTS',
            'kernels_available']
@@ -44,11 +49,13 @@ def kernels_available() -> bool:
 
 
 def _kernel_applies(pred, target) -> bool:
-    """Built, (N, 4) tensors of one dtype, float32 or float64, on the CPU."""
+    """Built, (N, 4) tensors of one dtype, float32 or float64, on the CPU, no ``torch.func``
+    transform active."""
     return (_EXT is not None and isinstance(pred, Tensor) and isinstance(target, Tensor)
             and pred.device.type == 'cpu' and target.device.type == 'cpu'
             and pred.dtype in _DTYPES and target.dtype == pred.dtype
-            and pred.dim() == 2 and pred.shape[-1] == 4 and target.shape == pred.shape)
+            and pred.dim() == 2 and pred.shape[-1] == 4 and target.shape == pred.shape
+            and kernel_allowed())
 
 
 _MODE_NAMES = {i: name for name, i in FUSED_MODES.items()}
@@ -60,8 +67,8 @@ _WITH_BASE = ('alpha_iou', 'inner_iou', 'focaler_iou')
 
 def _plain_iou(pred: Tensor, target: Tensor, mode: int, eps: float, gate: float,
                gated: bool) -> Tensor:
-    """What :class:`_FusedIoULoss` computes, by the plain PyTorch reference (differentiable
-    any number of times)."""
+    """What ``iou_loss_op`` computes, by the plain PyTorch reference (differentiable any
+    number of times)."""
     from ..boxes import BoxPair  # imported here: the functional modules import this one
     from ..functional.iou import _plain_family_element
     return _plain_family_element(BoxPair(pred, target), _MODE_NAMES[mode], eps,
@@ -70,7 +77,7 @@ def _plain_iou(pred: Tensor, target: Tensor, mode: int, eps: float, gate: float,
 
 def _plain_variant(pred: Tensor, target: Tensor, variant: int, base: int, eps: float,
                    params) -> Tensor:
-    """The loss (first output) of :class:`_FusedVariantLoss` by the plain PyTorch reference."""
+    """The loss (first output) of ``iou_variant_loss_op`` by the plain PyTorch reference."""
     from ..boxes import BoxPair  # imported here: the functional modules import this one
     from ..functional.iou import plain_variant_loss
     name = _VARIANT_NAMES[variant]
@@ -79,31 +86,78 @@ def _plain_variant(pred: Tensor, target: Tensor, variant: int, base: int, eps: f
     return loss[0] if isinstance(loss, tuple) else loss  # Wise-IoU: (loss, 1 - IoU)
 
 
-class _FusedIoULoss(torch.autograd.Function):
-    """Per-pair loss of (N, 4) xyxy boxes; saves only the boxes, the backward recomputes (by
-    the plain path when a graph of the gradient is asked:
-    :mod:`mmdet_losses.ops._double_backward`)."""
-
-    @staticmethod
-    def forward(ctx, pred: Tensor, target: Tensor, mode: int, eps: float,
-                iou_gate: Optional[float]) -> Tensor:
-        ctx.save_for_backward(pred, target)
-        ctx.params = (mode, eps, 0.0 if iou_gate is None else iou_gate, iou_gate is not None)
-        return _EXT.iou_loss_forward(pred, target, *ctx.params)
-
-    @staticmethod
-    def backward(ctx, grad: Tensor):
-        pred, target = ctx.saved_tensors
-        if graph_requested():  # create_graph=True: differentiable, by the plain path
-            return plain_backward(_plain_iou, (pred, target, *ctx.params),
-                                  ctx.needs_input_grad, grad)
-        need_pred, need_target = ctx.needs_input_grad[:2]
-        grad_pred, grad_target = _EXT.iou_loss_backward(grad, pred, target, *ctx.params,
-                                                        need_target)
-        return (grad_pred if need_pred else None, grad_target if need_target else None,
-                None, None, None)
+# ------------------------------------------------------------------- the operators
+def _iou_forward(pred: Tensor, target: Tensor, mode: int, eps: float, iou_gate: float,
+                 has_gate: bool) -> Tensor:
+    return _EXT.iou_loss_forward(pred, target, mode, eps, iou_gate, has_gate)
 
 
+def _iou_forward_fake(pred, target, mode, eps, iou_gate, has_gate):
+    return pred.new_empty(pred.shape[:1])
+
+
+def _iou_backward(grad: Tensor, pred: Tensor, target: Tensor, mode: int, eps: float,
+                  iou_gate: float, has_gate: bool,
+                  target_grad: bool) -> Tuple[Tensor, Tensor]:
+    grad_pred, grad_target = _EXT.iou_loss_backward(grad, pred, target, mode, eps, iou_gate,
+                                                    has_gate, target_grad)
+    return grad_pred, grad_target if target_grad else pred.new_empty(EMPTY)
+
+
+def _boxes_backward_fake(grad, pred, target, *params_and_target_grad):
+    target_grad = params_and_target_grad[-1]
+    return (torch.empty_like(pred, memory_format=torch.contiguous_format),
+            torch.empty_like(target, memory_format=torch.contiguous_format) if target_grad
+            else pred.new_empty(EMPTY))
+
+
+#: Per-pair loss (N,) of (N, 4) xyxy boxes; its backward recomputes from the boxes.
+iou_loss_op = kernel_op('iou_loss', _iou_forward, _iou_forward_fake)
+iou_loss_backward_op = kernel_op('iou_loss_backward', _iou_backward, _boxes_backward_fake)
+
+
+def _boxes_gradient(backward_op):
+    def backward(ctx, grad, pred, target, *params):
+        return backward_op(grad, pred, target, *params, ctx.needs_input_grad[1])
+    return backward
+
+
+register_gradient(iou_loss_op, 2, _boxes_gradient(iou_loss_backward_op), _plain_iou)
+
+
+def _variant_forward(pred: Tensor, target: Tensor, variant: int, base: int, eps: float,
+                     params: List[float]) -> Tuple[Tensor, Tensor]:
+    loss, l_iou = _EXT.iou_variant_forward(pred, target, variant, base, eps, params)
+    return loss, pred.new_empty(EMPTY) if l_iou is None else l_iou
+
+
+def _variant_forward_fake(pred, target, variant, base, eps, params):
+    n = pred.shape[:1]
+    return pred.new_empty(n), pred.new_empty(n if variant == FUSED_VARIANTS['wiou'] else EMPTY)
+
+
+def _variant_backward(grad: Tensor, pred: Tensor, target: Tensor, variant: int, base: int,
+                      eps: float, params: List[float],
+                      target_grad: bool) -> Tuple[Tensor, Tensor]:
+    grad_pred, grad_target = _EXT.iou_variant_backward(grad, pred, target, variant, base, eps,
+                                                       params, target_grad)
+    return grad_pred, grad_target if target_grad else pred.new_empty(EMPTY)
+
+
+def _no_gradient_of_l_iou(ctx, inputs, output):
+    ctx.mark_non_differentiable(output[1])
+
+
+#: Per-pair loss (N,) of a variant, and Wise-IoU's 1 - IoU (N,) without gradient (the
+#: other variants: an empty tensor).
+iou_variant_loss_op = kernel_op('iou_variant_loss', _variant_forward, _variant_forward_fake)
+iou_variant_loss_backward_op = kernel_op('iou_variant_loss_backward', _variant_backward,
+                                         _boxes_backward_fake)
+register_gradient(iou_variant_loss_op, 2, _boxes_gradient(iou_variant_loss_backward_op),
+                  _plain_variant, setup=_no_gradient_of_l_iou)
+
+
+# ------------------------------------------------------------------------------- the API
 def fused_iou_loss(pred: Tensor, target: Tensor, mode: str, eps: float,
                    iou_gate: Optional[float]) -> Optional[Tensor]:
     """Per-pair loss of aligned xyxy boxes by the fused kernel, or None where none applies.
@@ -138,37 +192,8 @@ def fused_iou_loss(pred: Tensor, target: Tensor, mode: str, eps: float,
     """
     if mode not in FUSED_MODES or not _kernel_applies(pred, target):
         return None
-    gate = None if iou_gate is None else float(iou_gate)
-    return _FusedIoULoss.apply(pred, target, FUSED_MODES[mode], float(eps), gate)
-
-
-class _FusedVariantLoss(torch.autograd.Function):
-    """Per-pair loss of (N, 4) xyxy boxes and, for Wise-IoU, its ``1 - IoU`` (no gradient);
-    saves only the boxes, the backward recomputes (by the plain path when a graph of the
-    gradient is asked: :mod:`mmdet_losses.ops._double_backward`)."""
-
-    @staticmethod
-    def forward(ctx, pred: Tensor, target: Tensor, variant: int, base: int, eps: float,
-                params: Tuple[float, ...]):
-        ctx.save_for_backward(pred, target)
-        ctx.params = (variant, base, eps, list(params))
-        loss, l_iou = _EXT.iou_variant_forward(pred, target, *ctx.params)
-        if l_iou is None:
-            return loss
-        ctx.mark_non_differentiable(l_iou)
-        return loss, l_iou
-
-    @staticmethod
-    def backward(ctx, grad: Tensor, *unused_l_iou_grad):
-        pred, target = ctx.saved_tensors
-        if graph_requested():  # create_graph=True: differentiable, by the plain path
-            return plain_backward(_plain_variant, (pred, target, *ctx.params),
-                                  ctx.needs_input_grad, grad)
-        need_pred, need_target = ctx.needs_input_grad[:2]
-        grad_pred, grad_target = _EXT.iou_variant_backward(grad, pred, target, *ctx.params,
-                                                           need_target)
-        return (grad_pred if need_pred else None, grad_target if need_target else None,
-                None, None, None, None)
+    gate = 0.0 if iou_gate is None else float(iou_gate)
+    return iou_loss_op(pred, target, FUSED_MODES[mode], float(eps), gate, iou_gate is not None)
 
 
 def fused_variant_loss(pred: Tensor, target: Tensor, variant: str, eps: float,
@@ -211,5 +236,6 @@ def fused_variant_loss(pred: Tensor, target: Tensor, variant: str, eps: float,
         return None
     if not _kernel_applies(pred, target):
         return None
-    return _FusedVariantLoss.apply(pred, target, FUSED_VARIANTS[variant], FUSED_BASES[base],
-                                   float(eps), tuple(float(p) for p in params))
+    loss, l_iou = iou_variant_loss_op(pred, target, FUSED_VARIANTS[variant], FUSED_BASES[base],
+                                      float(eps), [float(p) for p in params])
+    return (loss, l_iou) if variant == 'wiou' else loss

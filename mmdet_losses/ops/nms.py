@@ -11,8 +11,10 @@ are both kept where plain NMS would drop one. The geometry is :class:`mmdet_loss
 (``IoU = inter / max(union, eps)``, ``rho^2 / (c^2 + eps)`` bounded by 1).
 
 On the CPU a compiled kernel (``mmdet_losses.ops._iou``, built at set-up) runs the greedy loop
-without any N x N matrix; elsewhere, or where it is not built, the pure-PyTorch path below
-computes the same decisions, one kept box against the remaining ones at a time.
+without any N x N matrix, as the PyTorch operator ``torch.ops.mmdet_losses.diou_nms`` (its
+output's length is data-dependent: ``torch.compile`` traces it without a graph break);
+elsewhere, or where it is not built, the pure-PyTorch path below computes the same decisions,
+one kept box against the remaining ones at a time.
 
 Importing :mod:`mmdet_losses` makes ``'diou_nms'`` a type that mmcv's ``batched_nms`` (and so
 every mmdet head's ``test_cfg``) resolves, without editing mmcv: mmcv looks the type name up in
@@ -36,6 +38,7 @@ from torch import Tensor
 from ..boxes import BoxPair, check_boxes
 from ..validation import check_choice, check_loss_tensors, check_number, check_tensor
 from ._ext import load_extension
+from ._library import kernel_allowed, kernel_op
 
 __all__ = ['diou_nms', 'batched_diou_nms']
 
@@ -94,6 +97,22 @@ def _greedy_plain(boxes: Tensor, threshold: float, beta: float) -> List[int]:
     return keep
 
 
+def _diou_nms_kernel(boxes: Tensor, scores: Tensor, iou_threshold: float, beta: float,
+                     eps: float) -> Tensor:
+    order = _candidates_by_score(boxes, scores)
+    return order[_EXT.diou_nms_sorted(boxes[order], iou_threshold, beta, eps)]
+
+
+def _diou_nms_fake(boxes, scores, iou_threshold, beta, eps):
+    n = boxes.shape[0]
+    kept = torch.library.get_ctx().new_dynamic_size(max=n if isinstance(n, int) else None)
+    return boxes.new_empty((kept,), dtype=torch.long)
+
+
+#: Indices (K,) of the boxes (N, 4) (float32/float64) kept by DIoU-NMS, by descending score.
+diou_nms_op = kernel_op('diou_nms', _diou_nms_kernel, _diou_nms_fake)
+
+
 def diou_nms(boxes: Tensor, scores: Tensor, iou_threshold: float, beta: float = 1.0) -> Tensor:
     """DIoU-NMS: indices of the kept boxes, by descending score.
 
@@ -133,14 +152,12 @@ def diou_nms(boxes: Tensor, scores: Tensor, iou_threshold: float, beta: float = 
     threshold, beta = _check_nms_args(boxes, scores, iou_threshold, beta)
     if boxes.shape[0] == 0:
         return torch.zeros(0, dtype=torch.long, device=boxes.device)
+    if boxes.dtype not in (torch.float32, torch.float64):
+        boxes = boxes.float()
+    if _EXT is not None and boxes.device.type == 'cpu' and kernel_allowed():
+        return diou_nms_op(boxes, scores, threshold, beta, NMS_EPS)
     order = _candidates_by_score(boxes, scores)
-    sorted_boxes = boxes[order]
-    if sorted_boxes.dtype not in (torch.float32, torch.float64):
-        sorted_boxes = sorted_boxes.float()
-    if _EXT is not None and sorted_boxes.device.type == 'cpu':
-        kept = _EXT.diou_nms_sorted(sorted_boxes, threshold, beta, NMS_EPS)
-    else:
-        kept = torch.tensor(_greedy_plain(sorted_boxes, threshold, beta), dtype=torch.long)
+    kept = torch.tensor(_greedy_plain(boxes[order], threshold, beta), dtype=torch.long)
     return order[kept.to(order.device)]
 
 

@@ -10,17 +10,21 @@ saves only its inputs; the backward recomputes the residual and writes the gradi
 (and its negative for target) in one pass. The extension ``mmdet_losses.ops._regression`` is
 compiled when the package is built (``setup.py``), never at run time; the maths is that of
 the pure-PyTorch path in :mod:`mmdet_losses.functional.regression`, which is also the
-reference the kernel is tested against and what runs wherever the kernel does not apply.
+reference the kernel is tested against and what runs wherever the kernel does not apply
+(inside a ``torch.func`` transform too). The kernel is the PyTorch operator
+``torch.ops.mmdet_losses.regression_loss`` with its autograd formula and the backward operator
+``regression_loss_backward`` (:mod:`mmdet_losses.ops._library`), so ``torch.compile`` traces
+it without a graph break.
 """
-from typing import Optional
+from typing import Optional, Tuple
 
 import torch
 from torch import Tensor
 
 from ..reduction import check_avg_factor, reduce_weighted_sum
 from ..validation import check_reduction
-from ._double_backward import graph_requested, plain_backward
 from ._ext import load_extension
+from ._library import EMPTY, kernel_allowed, kernel_op, register_gradient
 
 __all__ = ['fused_regression_loss', 'FUSED_KINDS', 'kernels_available']
 
@@ -38,7 +42,7 @@ def kernels_available() -> bool:
 
 def _plain_regression(pred: Tensor, target: Tensor, weight: Optional[Tensor], kind: int,
                       beta: float, alpha: float, gamma: float, reduce: bool) -> Tensor:
-    """What :class:`_FusedRegressionLoss` computes, by the plain PyTorch element functions of
+    """What ``regression_loss_op`` computes, by the plain PyTorch element functions of
     :mod:`mmdet_losses.functional.regression` (differentiable any number of times)."""
     from ..functional import regression  # imported here: that module imports this one
     residual = pred - target
@@ -56,41 +60,52 @@ def _plain_regression(pred: Tensor, target: Tensor, weight: Optional[Tensor], ki
     return loss.sum() if reduce else loss
 
 
-class _FusedRegressionLoss(torch.autograd.Function):
-    """Weighted element-wise loss (``reduce=False``) or its sum (``reduce=True``); saves only
-    the inputs, the backward recomputes (by the plain path when a graph of the gradient is
-    asked: :mod:`mmdet_losses.ops._double_backward`)."""
+# ------------------------------------------------------------------- the operators
+def _regression_forward(pred: Tensor, target: Tensor, weight: Optional[Tensor], kind: int,
+                        beta: float, alpha: float, gamma: float, reduce: bool) -> Tensor:
+    return _EXT.regression_loss_forward(pred, target, weight, kind, beta, alpha, gamma, reduce)
 
-    @staticmethod
-    def forward(ctx, pred: Tensor, target: Tensor, weight: Optional[Tensor], kind: int,
-                beta: float, alpha: float, gamma: float, reduce: bool) -> Tensor:
-        ctx.save_for_backward(pred, target, weight)
-        ctx.params = (kind, beta, alpha, gamma)
-        ctx.reduce = reduce
-        return _EXT.regression_loss_forward(pred, target, weight, kind, beta, alpha, gamma,
-                                            reduce)
 
-    @staticmethod
-    def backward(ctx, grad: Tensor):
-        pred, target, weight = ctx.saved_tensors
-        if graph_requested():  # create_graph=True: differentiable, by the plain path
-            return plain_backward(_plain_regression,
-                                  (pred, target, weight, *ctx.params, ctx.reduce),
-                                  ctx.needs_input_grad, grad)
-        need_pred, need_target = ctx.needs_input_grad[:2]
-        # The gradient of a sum, or an element-wise gradient expanded from one value (the
-        # 'none' loss summed afterwards), is read as one scalar rather than materialised.
-        scalar = ctx.reduce or (grad.numel() > 0 and all(s == 0 for s in grad.stride()))
-        if scalar and not ctx.reduce:
-            grad = grad.as_strided((1,), (1,))
-        grad_pred, grad_target = _EXT.regression_loss_backward(
-            grad, pred, target, weight, *ctx.params, scalar, need_target)
-        return (grad_pred if need_pred else None, grad_target if need_target else None,
-                None, None, None, None, None, None)
+def _regression_forward_fake(pred, target, weight, kind, beta, alpha, gamma, reduce):
+    return pred.new_empty(()) if reduce else torch.empty_like(
+        pred, memory_format=torch.contiguous_format)
+
+
+def _regression_backward(grad: Tensor, pred: Tensor, target: Tensor, weight: Optional[Tensor],
+                         kind: int, beta: float, alpha: float, gamma: float, scalar_grad: bool,
+                         target_grad: bool) -> Tuple[Tensor, Tensor]:
+    grad_pred, grad_target = _EXT.regression_loss_backward(
+        grad, pred, target, weight, kind, beta, alpha, gamma, scalar_grad, target_grad)
+    return grad_pred, grad_target if target_grad else pred.new_empty(EMPTY)
+
+
+def _regression_backward_fake(grad, pred, target, weight, kind, beta, alpha, gamma,
+                              scalar_grad, target_grad):
+    grad_pred = torch.empty_like(pred, memory_format=torch.contiguous_format)
+    return grad_pred, torch.empty_like(grad_pred) if target_grad else pred.new_empty(EMPTY)
+
+
+def _regression_gradient(ctx, grad, pred, target, weight, kind, beta, alpha, gamma, reduce):
+    # The gradient of a sum, or an element-wise gradient expanded from one value (the
+    # 'none' loss summed afterwards), is read as one scalar rather than materialised.
+    scalar = reduce or (grad.numel() > 0 and all(s == 0 for s in grad.stride()))
+    if scalar and not reduce:
+        grad = grad.as_strided((1,), (1,))
+    grad_pred, grad_target = regression_loss_backward_op(
+        grad, pred, target, weight, kind, beta, alpha, gamma, scalar, ctx.needs_input_grad[1])
+    return grad_pred, grad_target, None
+
+
+#: The weighted element-wise loss (``reduce=False``) or its sum (a 0-d tensor); the backward
+#: recomputes from the inputs.
+regression_loss_op = kernel_op('regression_loss', _regression_forward, _regression_forward_fake)
+regression_loss_backward_op = kernel_op('regression_loss_backward', _regression_backward,
+                                        _regression_backward_fake)
+register_gradient(regression_loss_op, 3, _regression_gradient, _plain_regression)
 
 
 def _kernel_applies(pred: Tensor, target: Tensor, weight: Optional[Tensor]) -> bool:
-    if not (isinstance(pred, Tensor) and isinstance(target, Tensor)):
+    if not (isinstance(pred, Tensor) and isinstance(target, Tensor)) or not kernel_allowed():
         return False
     if pred.device.type != 'cpu' or target.device.type != 'cpu':
         return False
@@ -155,8 +170,8 @@ def fused_regression_loss(kind: str, pred: Tensor, target: Tensor,
     if weight is not None:
         weight = weight.to(pred.dtype)
     reduce = reduction != 'none'
-    out = _FusedRegressionLoss.apply(pred, target, weight, FUSED_KINDS[kind], float(beta),
-                                     float(alpha), float(gamma), reduce)
+    out = regression_loss_op(pred, target, weight, FUSED_KINDS[kind], float(beta),
+                             float(alpha), float(gamma), reduce)
     if not reduce:
         return out
     return reduce_weighted_sum(out, pred.numel(), reduction, avg_factor)

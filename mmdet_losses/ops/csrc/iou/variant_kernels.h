@@ -283,10 +283,14 @@ void backward_impl(const T* __restrict__ grad, int64_t grad_stride, const T* __r
       const int64_t i = pairs.begin + k;
       const T g = grad[i * grad_stride];
       const T nan_or_zero = poison[k];
+      // A zero incoming gradient (a zero weight) gives a zero gradient, as the plain path's
+      // chain rule does, even where a derivative of finite boxes overflowed (1e18 corners in
+      // float32); a non-finite box still gets its NaN from the poison.
+      const bool zero_g = g == T(0);
 #pragma GCC unroll 4
       for (int j = 0; j < 4; ++j) {
-        gp[4 * i + j] = g * loss.d[j][k] + nan_or_zero;
-        if constexpr (K == 8) gt[4 * i + j] = g * loss.d[4 + j][k] + nan_or_zero;
+        gp[4 * i + j] = (zero_g ? T(0) : g * loss.d[j][k]) + nan_or_zero;
+        if constexpr (K == 8) gt[4 * i + j] = (zero_g ? T(0) : g * loss.d[4 + j][k]) + nan_or_zero;
       }
     }
   });

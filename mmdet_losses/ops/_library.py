@@ -1,0 +1,92 @@
+"""The compiled kernels as PyTorch operators, ``torch.ops.mmdet_losses.<name>``.
+
+Every kernel entry point (a pybind function of ``mmdet_losses.ops._iou``, ``_focal``,
+``_regression``) is registered with :func:`torch.library.custom_op` by :func:`kernel_op`,
+with a fake implementation that gives the outputs' shapes and dtypes without computing them.
+So ``torch.compile`` traces a loss through its kernel as one graph node (no graph break),
+FakeTensor tracing and ``torch.export`` see the right shapes, and the operator runs on
+``meta`` tensors. :func:`register_gradient` registers the autograd formula of a loss
+operator: its backward is another kernel operator, except when a graph of the gradient is
+asked (``create_graph=True``): then the gradient is that of the plain, differentiable PyTorch
+path (:mod:`mmdet_losses.ops._double_backward`), as before the kernels were operators.
+
+``torch.func`` transforms (``grad``, ``vmap``, ``jacrev``, ...): the operators have no vmap
+rule, and the autograd formula of a custom operator is not one ``torch.func`` accepts, so
+under an active transform the losses do not call them (:func:`kernel_allowed` is False) and
+take their plain PyTorch path, the same maths, which every transform supports.
+
+Example:
+    >>> from mmdet_losses.ops import iou_kernels  # registers the IoU-family operators
+    >>> torch.ops.mmdet_losses.iou_loss.default
+    <OpOverload(op='mmdet_losses.iou_loss', overload='default')>
+    >>> boxes = torch.empty(5, 4, device='meta')  # shapes only, no kernel runs
+    >>> torch.ops.mmdet_losses.iou_loss(boxes, boxes, 3, 1e-7, 0.5, True).shape
+    torch.Size([5])
+"""
+from typing import Callable, Optional, Sequence
+
+import torch
+from torch import Tensor
+
+from ._double_backward import graph_requested, plain_backward
+
+__all__ = ['NAMESPACE', 'kernel_op', 'register_gradient', 'kernel_allowed', 'EMPTY']
+
+NAMESPACE = 'mmdet_losses'
+#: The shape of an output a call does not produce (a custom operator cannot return None).
+EMPTY = (0,)
+
+
+def kernel_allowed() -> bool:
+    """Whether a loss may call its kernel operator: not inside a ``torch.func`` transform
+    (traced by ``torch.compile`` as a constant, no graph break)."""
+    return not torch._C._are_functorch_transforms_active()
+
+
+def kernel_op(name: str, kernel: Callable, fake: Callable):
+    """Register ``kernel`` (a function with type annotations, which calls a compiled kernel
+    on CPU tensors and returns new tensors) as the CPU operator ``mmdet_losses::<name>``,
+    with ``fake`` (same signature: empty outputs of the right shapes and dtypes) for
+    FakeTensor and meta tensors. Returns the operator (a ``CustomOpDef``; calling it, or
+    ``torch.ops.mmdet_losses.<name>``, dispatches)."""
+    op = torch.library.custom_op(f'{NAMESPACE}::{name}', kernel, mutates_args=(),
+                                 device_types='cpu')
+    op.register_fake(fake)
+    return op
+
+
+def register_gradient(op, n_tensors: int, backward: Callable, plain: Callable[..., Tensor],
+                      setup: Optional[Callable] = None) -> None:
+    """Register the autograd formula of the loss operator ``op``, whose first ``n_tensors``
+    inputs are tensors (or None) and the rest parameters.
+
+    The forward saves those tensors (``ctx.saved_tensors``) and the parameters
+    (``ctx.params``); ``setup(ctx, inputs, output)``, when given, keeps anything else (and
+    marks outputs without a gradient). The backward returns
+    ``backward(ctx, grad, *tensors, *params)`` (the gradients of the tensor inputs, by a
+    kernel operator; a gradient not needed may be anything, it is dropped), or, when a graph
+    of the gradient is asked, the gradient of ``plain(*tensors, *params)`` (the plain PyTorch
+    expression of the operator's first output), differentiable again. Only the first
+    output's gradient is used: any other output has none.
+    """
+    def setup_context(ctx, inputs, output):
+        ctx.save_for_backward(*inputs[:n_tensors])
+        ctx.params = tuple(inputs[n_tensors:])
+        # No zeros for the gradients of the other outputs, which are never used (a (N, C)
+        # fill for the focal kernel's gradient buffer).
+        ctx.set_materialize_grads(False)
+        if setup is not None:
+            setup(ctx, inputs, output)
+
+    def gradient(ctx, grad: Optional[Tensor], *unused_grads):
+        if grad is None:  # only another output reached the loss: no gradient
+            return (None,) * len(ctx.needs_input_grad)
+        tensors = ctx.saved_tensors
+        if graph_requested():  # create_graph=True: differentiable, by the plain path
+            return plain_backward(plain, (*tensors, *ctx.params), ctx.needs_input_grad, grad)
+        grads = backward(ctx, grad, *tensors, *ctx.params)
+        needs: Sequence[bool] = ctx.needs_input_grad
+        return tuple(g if need else None for g, need in zip(grads, needs[:n_tensors])) + (
+            (None,) * (len(needs) - n_tensors))
+
+    op.register_autograd(gradient, setup_context=setup_context)
