@@ -166,6 +166,8 @@ def _functional_of(cls: type) -> Optional[Callable]:
 
 
 def _family(cls: type) -> str:
+    if isinstance(getattr(cls, 'family', None), str):  # a class may name its family
+        return cls.family
     module = cls.__module__
     prefix = f'{SCOPE}.losses.'
     return module[len(prefix):] if module.startswith(prefix) else module

@@ -18,7 +18,10 @@ looked at. Each problem names the config key, what is wrong and the fix:
 
 ``warning``
     the same checks where the head's class cannot be found (mmdet not importable, an unknown
-    head), so that what it does with the flag is not known.
+    head), so that what it does with the flag is not known; and ``mmdet_losses.EIoULoss`` or
+    ``mmdet_losses.SIoULoss`` with mmdet's arguments only (no ``gamma``, ``theta``,
+    ``neg_gamma``, ``box_format``): the same name as mmdet's, another default loss
+    (docs/dropin.md).
 
 ``info``
     an unscoped loss type registered both by mmdet and by this package (``type='CIoULoss'``):
@@ -286,6 +289,35 @@ def _check_box_format(path: str, node: dict, resolver: _Resolver) -> List[Proble
         'loss from your own code with other boxes')]
 
 
+#: Our types that share mmdet's name but not its default loss: (the arguments whose presence
+#: says which loss is meant: ours only, or the one that picks the sign; what ours is; the fix
+#: for a converted mmdet config). See docs/dropin.md.
+SAME_NAME_DEFAULTS = {
+    'EIoULoss': (('gamma', 'box_format'),
+                 "Efficient-IoU (Zhang et al.); mmdet's EIoULoss is Extended-IoU",
+                 f"type='{SCOPE}.ExtendedIoULoss' for mmdet's Extended-IoU; gamma=0.0 to keep "
+                 'Efficient-IoU and silence this'),
+    'SIoULoss': (('neg_gamma', 'theta', 'box_format'),
+                 "the paper's SIoU (mmdet's neg_gamma=True); mmdet's default is "
+                 'neg_gamma=False', 'neg_gamma=False for what mmdet trains by default; '
+                 "neg_gamma=True to keep the paper's loss and silence this"),
+}
+
+
+def _check_same_name(path: str, node: dict) -> List[Problem]:
+    """A warning for ``mmdet_losses.EIoULoss``/``SIoULoss`` whose arguments do not say which
+    loss is meant: a converted mmdet config would otherwise train another loss without a
+    word."""
+    type_ = node.get('type')
+    name = type_[len(SCOPE) + 1:] if isinstance(type_, str) and \
+        type_.startswith(SCOPE + '.') else None
+    if name not in SAME_NAME_DEFAULTS or any(a in node for a in SAME_NAME_DEFAULTS[name][0]):
+        return []
+    _, ours, fix = SAME_NAME_DEFAULTS[name]
+    return [Problem('warning', f'{path}.type', f'{type_} with mmdet\'s arguments only is {ours}',
+                    fix)]
+
+
 def _check_head(path: str, node: dict, resolver: _Resolver) -> List[Problem]:
     problems = []
     head_cls, head_known = resolver.resolve(node.get('type'))
@@ -361,6 +393,7 @@ def check_config(cfg) -> List[Problem]:
         if 'type' in node:
             problems += _check_type(path, key, node, resolver, uses_ours)
             problems += _check_box_format(path, node, resolver)
+            problems += _check_same_name(path, node)
             if any(k in node for k in ('loss_bbox', 'loss_cls')):
                 problems += _check_head(path, node, resolver)
     return problems

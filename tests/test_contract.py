@@ -26,6 +26,7 @@ float32 inputs, the other path, torch's numerical derivatives (gradcheck), hand-
 NMS results and, where the two paths disagree, a float64 evaluation of the plain path.
 """
 import contextlib
+import importlib.machinery
 import inspect
 import sys
 import types
@@ -43,6 +44,9 @@ from mmdet_losses import MODELS
 from mmdet_losses.ops import focal_kernel, iou_kernels, regression_kernel
 from mmdet_losses.ops import nms as nms_module
 
+import _zoo_inputs
+import _stateful_inputs
+
 HALF = (torch.float16, torch.bfloat16)
 NAN, INF = float('nan'), float('inf')
 
@@ -58,9 +62,11 @@ def _kernel_slots():
         if not name.startswith('mmdet_losses') or module is None:
             continue
         for attr, value in list(vars(module).items()):
+            # compiled libraries only: ops/_library.py and the other Python helpers stay
             if isinstance(value, types.ModuleType) and \
                     value.__name__.startswith('mmdet_losses.ops._') and \
-                    value.__name__ != 'mmdet_losses.ops._ext':
+                    str(getattr(value, '__file__', '')).endswith(
+                        tuple(importlib.machinery.EXTENSION_SUFFIXES)):
                 slots.add((module, attr))
     return sorted(slots, key=lambda s: (s[0].__name__, s[1]))
 
@@ -337,7 +343,27 @@ CASES = (
        Case('TripletLoss', build_metric(), probe_metric(), dict(mining='batch_all'),
             variant='batch-all'),
        Case('ContrastiveLoss', build_metric(pairs=True), probe_metric(pairs=True)),
-       Case('CenterLoss', build_metric(), probe_metric(), dict(num_classes=3, feat_dim=D))]
+       Case('CenterLoss', build_metric(), probe_metric(), dict(num_classes=3, feat_dim=D)),
+       # the interfaces of mmdet's Extended-IoU, mmyolo and mmpretrain (losses/interfaces.py)
+       Case('ExtendedIoULoss', build_boxes, probe_boxes),
+       Case('YOLOIoULoss', build_boxes, probe_boxes, dict(return_iou=False), variant='ciou',
+            detached=True),
+       Case('YOLOIoULoss', build_boxes, probe_boxes,
+            dict(return_iou=False, iou_mode='giou', bbox_format='xyxy'), variant='giou'),
+       Case('YOLOIoULoss', build_boxes, probe_boxes, dict(return_iou=False, iou_mode='siou'),
+            variant='siou'),
+       Case('LabelSmoothLoss', build_index(False), probe_index, dict(label_smooth_val=0.1)),
+       Case('LabelSmoothLoss', build_soft(), probe_soft(),
+            dict(label_smooth_val=0.1, mode='multi_label'), variant='multi-label'),
+       Case('AsymmetricLoss', build_soft(), probe_soft(), domain=(0.0, 1.0)),
+       Case('AsymmetricLoss', build_index(False), probe_index, variant='index'),
+       Case('SIoULoss', build_boxes, probe_boxes, dict(neg_gamma=False), variant='mmdet-sign'),
+       Case('CrossEntropyLoss', build_soft(True), probe_soft(True), dict(use_soft=True),
+            variant='use-soft')]
+    # mmdet's DiceLoss, GaussianFocalLoss, KD, BoundedIoU and tracking L2 (tests/_zoo_inputs.py)
+    + _zoo_inputs.zoo_cases(Case, build_kl, probe_kl)
+    # Seesaw, GHM-C, GHM-R (tests/_stateful_inputs.py)
+    + _stateful_inputs.stateful_cases(Case)
 )
 BY_ID = {c.id: c for c in CASES}
 IDS = list(BY_ID)
@@ -676,7 +702,8 @@ def test_integer_labels_as_dense_targets_refused(path):
         mmdet_losses.BinaryCrossEntropyLoss()(torch.ones(3), torch.tensor([0, 2, 3]))
 
 
-@pytest.mark.parametrize('case_id', [i for i in IDS if i != 'RMSELoss'])
+@pytest.mark.parametrize('case_id', [i for i in IDS if i != 'RMSELoss' and not i.startswith(
+    _zoo_inputs.WEIGHT_SIGN_MATTERS)])
 def test_negative_weight_accepted(case_id, path):
     """Accepted as mmdet does: the weighted loss is linear in the weight (WIoU in eval
     mode: in training the weighted batch mean moves its running mean)."""

@@ -29,12 +29,15 @@ from mmdet_losses import functional as F
 from mmdet_losses.ops import focal_kernel, iou_kernels, regression_kernel
 
 from _helpers import graph_node_names
+import _zoo_inputs
+import _stateful_inputs
 
 #: Registered losses without a gradient, by design.
 NO_GRADIENT = {'ZeroOneLoss'}
 #: The autograd nodes of the fused kernels.
-KERNEL_NODES = {'_FusedRegressionLossBackward', '_FusedIoULossBackward',
-                '_FusedVariantLossBackward', '_FocalIndexBackward'}
+KERNEL_NODES = {f'GeneratedBackwardFor_mmdet_losses_{op}_defaultBackward'
+                for op in ('regression_loss', 'iou_loss', 'iou_variant_loss',
+                           'sigmoid_focal_loss_index')}
 KERNELS_BUILT = (regression_kernel.kernels_available() and iou_kernels.kernels_available()
                  and focal_kernel.available())
 PENALTY = 100.0
@@ -156,7 +159,7 @@ CASES = {
     'DIoULoss': [({}, _boxes, 'default')],
     'CIoULoss': [({}, _boxes, 'gate'), (dict(iou_gate=None), _boxes, 'no_gate')],
     'EIoULoss': [({}, _boxes, 'default'), (dict(gamma=1.0), _boxes, 'focal')],
-    'SIoULoss': [({}, _boxes, 'default')],
+    'SIoULoss': [({}, _boxes, 'default'), (dict(neg_gamma=False), _boxes, 'mmdet_sign')],
     'WIoULoss': [({}, _boxes, 'v3'), (dict(version='v1'), _boxes, 'v1'),
                  (dict(version='v2'), _boxes, 'v2')],
     'AlphaIoULoss': [({}, _boxes, 'iou'), (dict(base='ciou'), _boxes, 'ciou'),
@@ -166,13 +169,26 @@ CASES = {
     'FocalerIoULoss': [({}, _boxes, 'iou'), (dict(base='eiou', d=0.1, u=0.9), _boxes, 'eiou')],
     'ShapeIoULoss': [({}, _boxes, 'default'), (dict(scale=0.5), _boxes, 'scale')],
     'NWDLoss': [(dict(constant=2.0), _boxes, 'default')],
+    'ExtendedIoULoss': [({}, _boxes, 'default')],
+    'YOLOIoULoss': [(dict(iou_mode='giou', bbox_format='xyxy', return_iou=False), _boxes,
+                     'giou'),
+                    (dict(iou_mode='siou', bbox_format='xyxy', return_iou=False), _boxes,
+                     'siou')],
+    'LabelSmoothLoss': [(dict(label_smooth_val=0.1),
+                         lambda: (_logits(), (torch.tensor([0, 2, 1, 1]),)), 'original'),
+                        (dict(label_smooth_val=0.1, mode='multi_label'), _dense_targets,
+                         'multi_label')],
+    'AsymmetricLoss': [({}, _dense_targets, 'default'),
+                       (dict(gamma_pos=1.0), _soft_targets, 'soft')],
+    **_zoo_inputs.DOUBLE_BACKWARD_CASES,
+    **_stateful_inputs.DOUBLE_BACKWARD_CASES,
 }
 #: The losses that run a fused kernel on the CPU (float64), except the cases of NOT_FUSED.
 KERNEL_LOSSES = {'L1Loss', 'MSELoss', 'RMSELoss', 'SmoothL1Loss', 'BalancedL1Loss', 'FocalLoss',
                  'IoULoss', 'GIoULoss', 'DIoULoss', 'CIoULoss', 'EIoULoss', 'SIoULoss',
                  'WIoULoss', 'AlphaIoULoss', 'MPDIoULoss', 'InnerIoULoss', 'FocalerIoULoss',
                  'ShapeIoULoss', 'NWDLoss'}
-NOT_FUSED = {('FocalLoss', 'dense'), ('FocalLoss', 'soft')}  # the kernel takes class indices
+NOT_FUSED = {('FocalLoss', 'dense'), ('FocalLoss', 'soft'), ('SIoULoss', 'mmdet_sign')}  # the kernel takes class indices
 
 REGISTERED = sorted(MODELS.module_dict)
 PARAMS = [pytest.param(name, i, id=f'{name}-{case[2]}')

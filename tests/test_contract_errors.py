@@ -19,6 +19,9 @@ from mmdet_losses import functional as F
 from mmdet_losses.reduction import AVG_FACTOR_EPS, check_avg_factor, weight_reduce_loss
 from mmdet_losses.validation import check_int, check_number, check_numbers
 
+import _zoo_inputs
+import _stateful_inputs
+
 NAN, INF = float('nan'), float('inf')
 
 
@@ -65,6 +68,10 @@ BUILDERS = {
     'WIoULoss': ({}, _BOXES), 'AlphaIoULoss': ({}, _BOXES),
     'MPDIoULoss': ({'img_size': (64, 48)}, _BOXES), 'InnerIoULoss': ({}, _BOXES),
     'FocalerIoULoss': ({}, _BOXES), 'ShapeIoULoss': ({}, _BOXES), 'NWDLoss': ({}, _BOXES),
+    'ExtendedIoULoss': ({}, _BOXES), 'YOLOIoULoss': ({'return_iou': False}, _BOXES),
+    'LabelSmoothLoss': ({'label_smooth_val': 0.1}, _INDEX), 'AsymmetricLoss': ({}, _SOFT),
+    **_zoo_inputs.ERROR_BUILDERS,
+    **_stateful_inputs.ERROR_BUILDERS,
 }
 NAMES = sorted(BUILDERS)
 

@@ -20,6 +20,9 @@ from mmdet_losses.functional.safe_math import (nonfinite_marker, safe_pow, safe_
                                                with_nonfinite)
 from mmdet_losses.registry import MODELS
 
+import _zoo_inputs
+import _stateful_inputs
+
 NAN, INF = float('nan'), float('inf')
 
 
@@ -419,7 +422,7 @@ def _builders():
         out[name] = [({}, logits(4), logits(4), unit(4) + 0.5, (1,), (1,))]
     iou = {'IoULoss': [dict(mode=m) for m in ('linear', 'square', 'log')],
            'GIoULoss': [{}], 'DIoULoss': [{}], 'CIoULoss': [{}, dict(iou_gate=None)],
-           'EIoULoss': [{}, dict(gamma=0.5)], 'SIoULoss': [{}],
+           'EIoULoss': [{}, dict(gamma=0.5)], 'SIoULoss': [{}, dict(neg_gamma=False)],
            'WIoULoss': [dict(version=v) for v in ('v1', 'v2', 'v3')],
            'AlphaIoULoss': [dict(base=b) for b in ('iou', 'giou', 'diou', 'ciou')],
            'MPDIoULoss': [dict(img_size=20)],
@@ -427,7 +430,10 @@ def _builders():
                                                     'eiou')],
            'FocalerIoULoss': [dict(base=b) for b in ('iou', 'giou', 'diou', 'ciou', 'siou',
                                                       'eiou')],
-           'ShapeIoULoss': [{}, dict(scale=0.5)], 'NWDLoss': [{}]}
+           'ShapeIoULoss': [{}, dict(scale=0.5)], 'NWDLoss': [{}],
+           'ExtendedIoULoss': [{}],
+           'YOLOIoULoss': [dict(return_iou=False, iou_mode=m, bbox_format='xyxy')
+                           for m in ('ciou', 'giou', 'siou')]}
     for name, configs in iou.items():
         out[name] = []
         for config in configs:
@@ -465,6 +471,16 @@ def _builders():
                         ({}, logits(3, 4), labels, unit(3) + 0.5, (1, 2), (1,)),
                         (dict(multiclass='weston_watkins'), logits(3, 4), labels, unit(3) + 0.5,
                          (1, 2), (1,))]
+    out['LabelSmoothLoss'] = [
+        (dict(label_smooth_val=0.1), logits(3, 4), labels, unit(3) + 0.5, (1, 2), (1,)),
+        (dict(label_smooth_val=0.1, mode='classy_vision'), logits(3, 4), unit(3, 4),
+         unit(3) + 0.5, (1, 2), (1,)),
+        (dict(label_smooth_val=0.1, mode='multi_label'), logits(3, 4),
+         (unit(3, 4) > 0.5).float(), unit(3, 4) + 0.5, (1, 2), (1, 2))]
+    out['AsymmetricLoss'] = [
+        ({}, logits(3, 4), (unit(3, 4) > 0.5).float(), unit(3, 4) + 0.5, (1, 2), (1, 2)),
+        (dict(use_sigmoid=False, clip=0.0), logits(3, 4), unit(3, 4), unit(3, 4) + 0.5, (1, 2),
+         (1, 2))]
     out['KLDivLoss'] = [({}, logits(3, 4), logits(3, 4), unit(3) + 0.5, (1, 2), (1,))]
     out['ZeroOneLoss'] = [({}, logits(3, 4), labels, unit(3) + 0.5, (1, 2), (1,)),
                           ({}, logits(4), binary, unit(4) + 0.5, (1,), (1,))]
@@ -477,6 +493,8 @@ def _builders():
                                (1, 2), (0,))]
     out['CenterLoss'] = [(dict(num_classes=3, feat_dim=2), logits(3, 2), torch.tensor([0, 1, 2]),
                           unit(3) + 0.5, (1, 1), (1,))]
+    out.update(_zoo_inputs.nan_sweep_builders())  # mmdet-zoo losses
+    out.update(_stateful_inputs.nan_sweep_builders())  # Seesaw, GHM
     return out
 
 

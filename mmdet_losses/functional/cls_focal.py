@@ -449,8 +449,15 @@ def quality_focal_loss(pred: Tensor, target: QualityTarget, weight: Optional[Ten
     else:
         check_loss_tensors(pred=pred, target=target)
         if target.shape != pred.shape:
+            # mmdet's DETR-family heads send (labels, IoU scores) only to mmdet's own class
+            # (an isinstance check), plain labels to any other: say so rather than guess scores
+            detr = (' (class indices alone: mmdet\'s DETRHead, DINOHead and GroundingDINOHead '
+                    'pass (labels, IoU scores) only to an instance of mmdet\'s own '
+                    'QualityFocalLoss, and plain labels to any other loss class, so keep '
+                    'type=\'QualityFocalLoss\' (mmdet\'s) in those heads)'
+                    if target.dim() == pred.dim() - 1 else '')
             raise ValueError(f'target must be (labels, scores) or a tensor of pred\'s shape '
-                             f'{tuple(pred.shape)}, got shape {tuple(target.shape)}')
+                             f'{tuple(pred.shape)}, got shape {tuple(target.shape)}{detr}')
         check_unit_interval('target', target)
         soft = target.detach().to(scores_in.dtype)
         loss = torch.where(soft != 0, soft_term(scores_in, soft, p), negative)

@@ -270,6 +270,20 @@ def _siou(pair: BoxPair, eps: float, theta: float = 4.0) -> Tensor:
     return 1 - pair.iou(eps) + (distance + _shape_cost(pair, eps, theta)) / 2
 
 
+def _siou_mmdet_sign(pair: BoxPair, eps: float, theta: float = 4.0) -> Tensor:
+    """mmdet's ``siou_loss(neg_gamma=False)``: :func:`_siou` with the distance cost's
+    exponent ``+(2 - Lambda) rho_t`` instead of the paper's ``-(2 - Lambda) rho_t`` (so the
+    cost is <= 0), and ``1 - clamp(SIoU, -1, 1)`` as mmdet."""
+    angle = 2 * pair.dx.abs() * pair.dy.abs() / pair.rho2.clamp(min=eps * eps)
+    gamma = 2 - angle
+    # rho_t <= 1 for well-formed boxes; the bound keeps exp finite for inverted ones
+    rho_x = (pair.dx.square() / pair.enclose_w.square().clamp(min=eps)).clamp(max=1)
+    rho_y = (pair.dy.square() / pair.enclose_h.square().clamp(min=eps)).clamp(max=1)
+    distance = 2 - torch.exp(gamma * rho_x) - torch.exp(gamma * rho_y)
+    siou = pair.iou(eps) - (distance + _shape_cost(pair, eps, theta)) / 2
+    return 1 - siou.clamp(-1.0, 1.0)
+
+
 def _shape_cost(pair: BoxPair, eps: float, theta: float, weight_w=1.0, weight_h=1.0) -> Tensor:
     """SIoU's (and Shape-IoU's) ``sum_t (1 - exp(-omega_t))^theta`` with
     ``omega_w = weight_w |w - w_gt| / max(w, w_gt)`` and likewise for h."""
@@ -398,7 +412,7 @@ def eiou_loss(pred: Tensor, target: Tensor, weight: Optional[Tensor] = None,
 
 def siou_loss(pred: Tensor, target: Tensor, weight: Optional[Tensor] = None,
               reduction: str = 'mean', avg_factor=None, box_format: str = 'xyxy',
-              theta: float = 4.0, eps: float = 1e-7) -> Tensor:
+              theta: float = 4.0, eps: float = 1e-7, neg_gamma: bool = True) -> Tensor:
     """SCYLLA IoU loss, ``1 - IoU + (Delta + Omega) / 2`` with, for the centre offsets
     ``dx``, ``dy`` and the enclosing box ``C_w x C_h``:
 
@@ -411,6 +425,13 @@ def siou_loss(pred: Tensor, target: Tensor, weight: Optional[Tensor] = None,
 
     Args:
         theta: the shape cost's exponent, >= 1 (the paper uses 2 to 6).
+        neg_gamma: True (default): the paper's distance cost above. False: mmdet's
+            ``neg_gamma=False`` (its default), :func:`_siou_mmdet_sign`: ``Delta`` with the
+            exponent's sign flipped, ``2 - exp((2 - Lambda) rho_x) - exp((2 - Lambda) rho_y)``
+            (<= 0, so it *decreases* the loss as the centres move apart) and the result
+            clamped as mmdet's, ``1 - clamp(IoU - (Delta + Omega) / 2, -1, 1)``: 0, with no
+            gradient, where the clamp binds (boxes far apart). Kept for drop-in parity with
+            mmdet only (plain path, no fused kernel).
 
     Reference: Gevorgyan, "SIoU Loss: More Powerful Learning for Bounding Box Regression",
     arXiv 2205.12740, 2022.
@@ -423,6 +444,13 @@ def siou_loss(pred: Tensor, target: Tensor, weight: Optional[Tensor] = None,
     """
     theta = check_number('theta', theta, low=1.0)
     eps = _check_eps(eps)
+    if not isinstance(neg_gamma, bool):
+        raise TypeError(f'neg_gamma must be a bool, got {type(neg_gamma).__name__} '
+                        f'{neg_gamma!r}')
+    if not neg_gamma:  # mmdet's sign: the plain path only (no kernel fuses it)
+        return _box_loss(lambda a, b: None,
+                         lambda pair: _siou_mmdet_sign(pair, eps, theta) + pair.nonfinite,
+                         pred, target, weight, reduction, avg_factor, box_format)
     return _variant_loss('siou', eps, (theta,), pred, target, weight, reduction, avg_factor,
                          box_format)
 

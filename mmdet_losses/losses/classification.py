@@ -7,6 +7,8 @@ take ``use_sigmoid=True`` as mmdet's do, and refuse False with a ValueError sayi
 import numbers
 from typing import Optional
 
+import torch
+
 from ..functional import classification as F
 from ..functional.cls_entropy import check_mask_options
 from ..registry import MODELS
@@ -46,6 +48,10 @@ class CrossEntropyLoss(BaseLoss):
         ignore_index: label of ignored samples (None: -100); a call may override it.
         avg_non_ignore: 'mean' averages over the non-ignored samples only.
         label_smoothing: as ``torch.nn.functional.cross_entropy`` (softmax only).
+        use_soft: mmpretrain's argument: the target must be class probabilities (N, C) (soft
+            labels of mixup, cutmix), ``-sum_c class_weight_c y_c log softmax(pred)_c``, which
+            the softmax path computes for such targets anyway; class indices are then a
+            ValueError. Not with ``use_sigmoid`` or ``use_mask``.
 
     Example:
         >>> loss = CrossEntropyLoss(loss_weight=2.0)
@@ -59,8 +65,14 @@ class CrossEntropyLoss(BaseLoss):
     def __init__(self, use_sigmoid: bool = False, use_mask: bool = False,
                  class_weight=None, ignore_index: Optional[int] = -100,
                  avg_non_ignore: bool = False, label_smoothing: float = 0.0,
-                 reduction: str = 'mean', loss_weight: float = 1.0):
+                 reduction: str = 'mean', loss_weight: float = 1.0, use_soft: bool = False):
         super().__init__(reduction, loss_weight)
+        if not isinstance(use_soft, bool):
+            raise TypeError(f'use_soft must be a bool, got {type(use_soft).__name__}')
+        if use_soft and (use_sigmoid or use_mask):
+            raise ValueError(f'use_soft=True (soft labels, softmax) excludes use_sigmoid and '
+                             f'use_mask, got use_sigmoid={use_sigmoid}, use_mask={use_mask}')
+        self.use_soft = use_soft
         if use_mask:
             check_mask_options(use_sigmoid=use_sigmoid, reduction=reduction,
                                ignore_index=ignore_index, label_smoothing=label_smoothing)
@@ -76,6 +88,13 @@ class CrossEntropyLoss(BaseLoss):
 
     def compute(self, pred, target, weight, reduction, avg_factor, ignore_index=None,
                 **kwargs):
+        # (a target or pred that is no real tensor is refused by the functional form)
+        if self.use_soft and isinstance(target, torch.Tensor) and not target.is_complex() \
+                and isinstance(pred, torch.Tensor) \
+                and (not target.is_floating_point() or target.shape != pred.shape):
+            raise ValueError(f'target must be class probabilities of pred\'s shape '
+                             f'{tuple(pred.shape)} with use_soft=True, got shape '
+                             f'{tuple(target.shape)} of dtype {target.dtype}')
         return F.cross_entropy_loss(
             pred, target, weight, reduction, avg_factor, class_weight=self.class_weight,
             ignore_index=self.ignore_index if ignore_index is None else ignore_index,

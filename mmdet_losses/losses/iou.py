@@ -149,6 +149,8 @@ class EIoULoss(_BoxLoss):
 
     Args:
         gamma: Focal-EIoU's exponent, >= 0 (0.5 in the paper; 0: plain EIoU).
+        smooth_point: refused (TypeError naming :class:`ExtendedIoULoss`): it is the
+            argument of mmdet's Extended-IoU ``EIoULoss``, which is ``ExtendedIoULoss`` here.
 
     Example:
         >>> pred = torch.tensor([[0.0, 0.0, 2.0, 2.0]])
@@ -158,7 +160,13 @@ class EIoULoss(_BoxLoss):
     """
 
     def __init__(self, gamma: float = 0.0, box_format: str = 'xyxy', eps: float = 1e-6,
-                 reduction: str = 'mean', loss_weight: float = 1.0):
+                 reduction: str = 'mean', loss_weight: float = 1.0,
+                 smooth_point: None = None):
+        if smooth_point is not None:  # mmdet's Extended-IoU argument: never train another loss
+            raise TypeError(
+                f'EIoULoss is Efficient-IoU (Zhang et al. 2021) and takes no smooth_point (got '
+                f'{smooth_point!r}): mmdet\'s EIoULoss(smooth_point=...) is the Extended-IoU '
+                f'loss, which is ExtendedIoULoss here (type=\'mmdet_losses.ExtendedIoULoss\')')
         super().__init__(box_format, eps, reduction, loss_weight)
         self.gamma = check_number('gamma', gamma, low=0.0)
 
@@ -174,22 +182,34 @@ class SIoULoss(_BoxLoss):
 
     Args:
         theta: the shape cost's exponent, >= 1.
+        neg_gamma: mmdet's argument. True (our default): the paper's distance cost. False
+            (mmdet's default): mmdet's flipped sign, whose distance cost decreases the loss as
+            the centres move apart and which is 0 for far-apart boxes; for drop-in parity
+            only (see :func:`mmdet_losses.functional.siou_loss`). A config that prefixes
+            mmdet's ``SIoULoss`` without ``neg_gamma`` therefore trains the paper's loss here
+            (docs/dropin.md).
 
     Example:
         >>> pred = torch.tensor([[0.0, 0.0, 2.0, 2.0]])
         >>> target = torch.tensor([[1.0, 0.0, 3.0, 2.0]])
         >>> SIoULoss()(pred, target)
         tensor(0.7663)
+        >>> SIoULoss(neg_gamma=False)(pred, target)  # 1 - 1/3 - (exp(2/9) - 1) / 2
+        tensor(0.5422)
     """
 
     def __init__(self, theta: float = 4.0, box_format: str = 'xyxy', eps: float = 1e-6,
-                 reduction: str = 'mean', loss_weight: float = 1.0):
+                 reduction: str = 'mean', loss_weight: float = 1.0, neg_gamma: bool = True):
         super().__init__(box_format, eps, reduction, loss_weight)
         self.theta = check_number('theta', theta, low=1.0)
+        if not isinstance(neg_gamma, bool):
+            raise TypeError(f'neg_gamma must be a bool, got {type(neg_gamma).__name__} '
+                            f'{neg_gamma!r}')
+        self.neg_gamma = neg_gamma
 
     def compute(self, pred, target, weight, reduction, avg_factor, **kwargs):
         return F.siou_loss(pred, target, weight, reduction, avg_factor,
-                           **self._params(kwargs, theta=self.theta))
+                           **self._params(kwargs, theta=self.theta, neg_gamma=self.neg_gamma))
 
 
 @MODELS.register_module()
