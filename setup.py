@@ -50,7 +50,8 @@ def extensions():
         name = os.path.basename(os.path.dirname(folder))
         sources = sorted(os.path.relpath(p, HERE) for p in glob.glob(os.path.join(folder, '*.cpp')))
         # the headers too: an edited header alone makes build_ext rebuild the extension
-        headers = sorted(os.path.relpath(p, HERE) for p in glob.glob(os.path.join(folder, '*.h')))
+        headers = sorted(os.path.relpath(p, HERE) for p in glob.glob(os.path.join(folder, '*.h'))
+                         + glob.glob(os.path.join(folder, '..', 'common', '*.h')))
         if sources:
             modules.append(CppExtension(
                 f'mmdet_losses.ops._{name}', sources, depends=headers,

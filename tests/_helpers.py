@@ -29,6 +29,17 @@ def assert_zero_in_graph(loss: torch.Tensor, leaf: torch.Tensor) -> None:
     assert leaf.grad is not None and torch.count_nonzero(leaf.grad) == 0
 
 
+def jittered_boxes(gen, n):
+    """n valid xyxy boxes and targets jittered around them (the contract tests' inputs)."""
+    xy = torch.rand(n, 2, generator=gen) * 20
+    wh = 1.0 + torch.rand(n, 2, generator=gen) * 10
+    pred = torch.cat((xy, xy + wh), 1)
+    target = pred + torch.randn(n, 4, generator=gen) * 2
+    target = torch.cat((torch.minimum(target[:, :2], target[:, 2:]),
+                        torch.maximum(target[:, :2], target[:, 2:])), 1)
+    return pred, target
+
+
 def random_pairs(n, dtype, seed=0):
     """Valid boxes and jittered targets: overlapping, disjoint, some above CIoU's gate."""
     gen = torch.Generator().manual_seed(seed)

@@ -23,7 +23,8 @@ from mm_compat import patch_checkpoint_loading  # noqa: E402
 patch_checkpoint_loading()  # for --resume / load_from under torch >= 2.6
 
 CONFIGS = sorted(glob.glob(osp.join(ROOT, 'configs', 'retinanet', '*.py')) +
-                 glob.glob(osp.join(ROOT, 'configs', 'faster_rcnn', '*.py')))
+                 glob.glob(osp.join(ROOT, 'configs', 'faster_rcnn', '*.py')) +
+                 glob.glob(osp.join(ROOT, 'configs', 'centernet', '*.py')))
 RETINANET = osp.join(ROOT, 'configs', 'retinanet', 'retinanet_r18_fpn_focal-ciou_shapes.py')
 FASTER_RCNN_DIOU_NMS = osp.join(ROOT, 'configs', 'faster_rcnn',
                                 'faster-rcnn_r18_fpn_ce-giou-diounms_shapes.py')

@@ -5,17 +5,9 @@ probes ``() -> (pred, target, weight)`` for tests/test_contract.py, and the per-
 tables of the other contract modules."""
 import torch
 
+from _helpers import jittered_boxes
+
 C = 3
-
-
-def _boxes(gen, n):
-    xy = torch.rand(n, 2, generator=gen) * 20
-    wh = 1.0 + torch.rand(n, 2, generator=gen) * 10
-    pred = torch.cat((xy, xy + wh), 1)
-    target = pred + torch.randn(n, 4, generator=gen) * 2
-    target = torch.cat((torch.minimum(target[:, :2], target[:, 2:]),
-                        torch.maximum(target[:, :2], target[:, 2:])), 1)
-    return pred, target
 
 
 # ------------------------------------------------------------ tests/test_contract.py CASES
@@ -50,7 +42,7 @@ def probe_heatmap():
 
 def build_box_pairs(gen, n):
     """Boxes and a (n, 4) weight, as mmdet's heads pass to BoundedIoULoss."""
-    pred, target = _boxes(gen, n)
+    pred, target = jittered_boxes(gen, n)
     return pred, target, 0.5 + torch.rand(n, 4, generator=gen)
 
 
@@ -106,7 +98,7 @@ ERROR_BUILDERS = {
                                        torch.rand(3, 4, generator=_gen(1)))),
     'KnowledgeDistillationKLDivLoss': ({}, lambda: (torch.randn(3, 4, generator=_gen()),
                                                     torch.randn(3, 4, generator=_gen(1)))),
-    'BoundedIoULoss': ({}, lambda: _boxes(_gen(), 3)),
+    'BoundedIoULoss': ({}, lambda: jittered_boxes(_gen(), 3)),
     'L2Loss': ({}, lambda: (torch.rand(3, 4, generator=_gen()),
                             (torch.rand(3, 4, generator=_gen(1)) > 0.5).float())),
     'MarginL2Loss': ({'neg_pos_ub': 1, 'hard_mining': True},
@@ -124,7 +116,7 @@ def nan_sweep_builders():
     masks = lambda *shape: (unit(*shape) > 0.5).float()  # noqa: E731
     heat = unit(3, 4) * 0.9
     heat[1, 2] = 1.0
-    pred, target = _boxes(gen, 3)
+    pred, target = jittered_boxes(gen, 3)
     boxes = [({}, pred, target, unit(3, 4) + 0.5, (1, k), (1,)) for k in range(4)]
     return {
         'DiceLoss': [({}, logits(3, 4), masks(3, 4), unit(3) + 0.5, (1, 2), (1,)),

@@ -31,6 +31,7 @@ from mmdet_losses.ops import focal_kernel, iou_kernels, regression_kernel
 from _helpers import graph_node_names
 import _zoo_inputs
 import _stateful_inputs
+import _custom_inputs
 
 #: Registered losses without a gradient, by design.
 NO_GRADIENT = {'ZeroOneLoss'}
@@ -182,9 +183,11 @@ CASES = {
                        (dict(gamma_pos=1.0), _soft_targets, 'soft')],
     **_zoo_inputs.DOUBLE_BACKWARD_CASES,
     **_stateful_inputs.DOUBLE_BACKWARD_CASES,
+    **_custom_inputs.DOUBLE_BACKWARD_CASES,
 }
 #: The losses that run a fused kernel on the CPU (float64), except the cases of NOT_FUSED.
 KERNEL_LOSSES = {'L1Loss', 'MSELoss', 'RMSELoss', 'SmoothL1Loss', 'BalancedL1Loss', 'FocalLoss',
+                 'FocalCustomLoss',
                  'IoULoss', 'GIoULoss', 'DIoULoss', 'CIoULoss', 'EIoULoss', 'SIoULoss',
                  'WIoULoss', 'AlphaIoULoss', 'MPDIoULoss', 'InnerIoULoss', 'FocalerIoULoss',
                  'ShapeIoULoss', 'NWDLoss'}

@@ -21,6 +21,7 @@ from mmdet_losses.validation import check_int, check_number, check_numbers
 
 import _zoo_inputs
 import _stateful_inputs
+import _custom_inputs
 
 NAN, INF = float('nan'), float('inf')
 
@@ -72,6 +73,7 @@ BUILDERS = {
     'LabelSmoothLoss': ({'label_smooth_val': 0.1}, _INDEX), 'AsymmetricLoss': ({}, _SOFT),
     **_zoo_inputs.ERROR_BUILDERS,
     **_stateful_inputs.ERROR_BUILDERS,
+    **_custom_inputs.ERROR_BUILDERS,
 }
 NAMES = sorted(BUILDERS)
 

@@ -22,6 +22,7 @@ from mmdet_losses.registry import MODELS
 
 import _zoo_inputs
 import _stateful_inputs
+import _custom_inputs
 
 NAN, INF = float('nan'), float('inf')
 
@@ -495,6 +496,7 @@ def _builders():
                           unit(3) + 0.5, (1, 1), (1,))]
     out.update(_zoo_inputs.nan_sweep_builders())  # mmdet-zoo losses
     out.update(_stateful_inputs.nan_sweep_builders())  # Seesaw, GHM
+    out.update(_custom_inputs.nan_sweep_builders())  # V3Det custom channels
     return out
 
 

@@ -25,6 +25,13 @@ FASTER_RCNN_LOSSES = dict(
         loss_cls=dict(type='CrossEntropyLoss', use_sigmoid=False, loss_weight=1.0),
         loss_bbox=dict(type='GIoULoss', loss_weight=10.0))))
 
+SEESAW_LOSSES = dict(roi_head=dict(bbox_head=dict(
+    loss_cls=dict(type='SeesawLoss', p=0.8, q=2.0, num_classes=3, loss_weight=1.0))))
+CENTERNET_LOSSES = dict(bbox_head=dict(
+    loss_center_heatmap=dict(type='GaussianFocalLoss', alpha=2.0, gamma=4.0, loss_weight=1.0),
+    loss_wh=dict(type='L1Loss', loss_weight=0.1),
+    loss_offset=dict(type='L1Loss', loss_weight=1.0)))
+
 
 def _prefixed(node):
     """``node`` with every loss type prefixed by ``mmdet_losses.``."""
@@ -88,7 +95,10 @@ def _logged_losses(model_cfg, state, batches, seed=0):
 @pytest.mark.parametrize('config,losses', [
     ('retinanet/retinanet_r18_fpn_focal-ciou_shapes.py', RETINANET_LOSSES),
     ('faster_rcnn/faster-rcnn_r18_fpn_ce-giou_shapes.py', FASTER_RCNN_LOSSES),
-], ids=['retinanet_focal_ciou', 'faster_rcnn_ce_l1_giou'])
+    ('faster_rcnn/faster-rcnn_r18_fpn_seesaw_shapes.py', SEESAW_LOSSES),
+    ('centernet/centernet_r18_gaussianfocal_shapes.py', CENTERNET_LOSSES),
+], ids=['retinanet_focal_ciou', 'faster_rcnn_ce_l1_giou', 'faster_rcnn_seesaw',
+        'centernet_gaussian_focal'])
 def test_prefixed_losses_train_like_mmdet(config, losses, tmp_path):
     from mmengine.registry import init_default_scope
     from mmdet.registry import MODELS

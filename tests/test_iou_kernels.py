@@ -215,3 +215,47 @@ def test_functional_forms_run_the_kernel(name, mode):
     ref = weight_reduce_loss(_plain_iou_family_loss(pred, target, mode, eps, gate), weight,
                              'mean', 20.0)
     torch.testing.assert_close(loss, ref)
+
+
+# ----------------------------------------------------- the id tables (csrc/iou/ids.h)
+# The registered loss of each fused variant: a new variant needs a row here too.
+VARIANT_CLASSES = {'eiou': 'EIoULoss', 'siou': 'SIoULoss', 'wiou': 'WIoULoss',
+                   'alpha_iou': 'AlphaIoULoss', 'mpdiou': 'MPDIoULoss',
+                   'inner_iou': 'InnerIoULoss', 'focaler_iou': 'FocalerIoULoss',
+                   'shape_iou': 'ShapeIoULoss', 'nwd': 'NWDLoss'}
+
+
+def test_id_tables_come_from_the_extension_and_agree_with_the_plain_elements():
+    import mmdet_losses
+    from mmdet_losses.functional import iou as plain
+    from mmdet_losses.ops import iou_kernels
+    from mmdet_losses.registry import MODELS
+    ids = iou_kernels._EXT.ids()
+    assert iou_kernels.FUSED_MODES == ids['modes']
+    assert iou_kernels.FUSED_VARIANTS == ids['variants']
+    assert iou_kernels.FUSED_BASES == ids['bases']
+    for table in ids.values():  # a name's id is its position: 0 .. n-1, no gap
+        assert sorted(table.values()) == list(range(len(table)))
+    # every id has its plain element, and every plain element its id
+    assert set(iou_kernels.FUSED_VARIANTS) == set(plain._PLAIN_VARIANTS)
+    assert set(iou_kernels.FUSED_BASES) == set(plain._BASE_LOSSES) == set(plain.COMPOSITE_BASES)
+    assert list(iou_kernels.FUSED_BASES)[:len(plain.ALPHA_IOU_BASES)] == list(
+        plain.ALPHA_IOU_BASES)
+    assert set(iou_kernels.FUSED_MODES) == set(MODES) >= set(plain.FUSED_MODES)
+    # and a registered loss class
+    assert set(VARIANT_CLASSES) == set(iou_kernels.FUSED_VARIANTS)
+    for name in VARIANT_CLASSES.values():
+        assert MODELS.get(name) is getattr(mmdet_losses, name)
+
+
+def test_regression_kinds_come_from_the_extension():
+    from mmdet_losses.functional import regression
+    from mmdet_losses.ops import regression_kernel
+    if not regression_kernel.kernels_available():
+        pytest.skip('mmdet_losses.ops._regression is not built')
+    kinds = regression_kernel._EXT.ids()['kinds']
+    assert regression_kernel.FUSED_KINDS == kinds
+    assert sorted(kinds.values()) == list(range(len(kinds)))
+    assert set(kinds) == {'l1', 'mse', 'smooth_l1', 'balanced_l1'}
+    assert hasattr(regression, '_smooth_l1_elementwise')
+    assert hasattr(regression, '_balanced_l1_elementwise')

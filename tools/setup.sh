@@ -160,7 +160,7 @@ else
 fi
 # Build the C++ kernels in place; rebuilds only when a source is newer than its build.
 STEP="build C++ kernels"
-say "building the C++ kernels (a minute or two the first time; a no-op when up to date)"
+say "building the C++ kernels (about 4 minutes on 2 cores the first time; a no-op when up to date)"
 (cd "$ROOT" && "$PY" setup.py -q build_ext --inplace 2> >(grep -v "Warning\|warn\|^ *!!\|^ *\*\*\|^$" >&2) >/dev/null)
 
 STEP="check imports"

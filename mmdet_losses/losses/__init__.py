@@ -19,8 +19,10 @@ from .bounded_iou import BoundedIoULoss  # noqa: F401
 from .dense import DiceLoss, GaussianFocalLoss  # noqa: F401
 from .distillation import KnowledgeDistillationKLDivLoss  # noqa: F401
 from .tracking import L2Loss, MarginL2Loss  # noqa: F401
+from .custom_channels import CrossEntropyCustomLoss, FocalCustomLoss  # noqa: F401
 
 __all__ = ['BaseLoss', *_regression, *_classification, *_metric, *_iou, *_interfaces, *_balancing,
            *_association,
            'DiceLoss', 'GaussianFocalLoss', 'KnowledgeDistillationKLDivLoss',
-           'BoundedIoULoss', 'L2Loss', 'MarginL2Loss']
+           'BoundedIoULoss', 'L2Loss', 'MarginL2Loss', 'CrossEntropyCustomLoss',
+           'FocalCustomLoss']

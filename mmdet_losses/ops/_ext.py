@@ -75,6 +75,21 @@ def load_extension(name: str) -> Optional[ModuleType]:
     return module
 
 
+def ext_ids(module: Optional[ModuleType], name: str, empty: Dict[str, dict]) -> Dict[str, dict]:
+    """The id tables that extension ``name`` exports (``module.ids()``, defined once in its
+    C++ source), or ``empty`` where it is not loaded. A library built before its ids table
+    existed is stale: it counts as failed (a :class:`KernelWarning`) and gives ``empty``."""
+    if module is None:
+        return empty
+    if not hasattr(module, 'ids'):
+        _STATUS[name] = 'failed: stale build (no ids table)'
+        _warn(f'mmdet_losses: the compiled kernel _{name} is older than its sources (it '
+              f'exports no ids table); the losses run their pure-PyTorch paths, 15-30x slower '
+              f'on the CPU. {REBUILD_HINT}.')
+        return empty
+    return module.ids()
+
+
 def kernel_status() -> Dict[str, str]:
     """Each compiled kernel's state: 'loaded', 'disabled' (``MMDET_LOSSES_NO_EXT=1``),
     'not built' or 'failed: <cause>'.

@@ -24,22 +24,25 @@ from typing import List, Optional, Sequence, Tuple
 import torch
 from torch import Tensor
 
-from ._ext import load_extension
+from ._ext import ext_ids as _ext_ids, load_extension
 from ._library import EMPTY, kernel_allowed, kernel_op, register_gradient
 
 __all__ = ['fused_iou_loss', 'fused_variant_loss', 'FUSED_MODES', 'FUSED_VARIANTS',
-           'kernels_available']
+           'FUSED_BASES', 'kernels_available']
 
 _EXT = load_extension('iou')
 
-#: The losses the kernel computes, with the mode ids of the C++ side: 'iou', 'iou_square' and
-#: 'iou_log' are IoULoss's modes 'linear', 'square' and 'log'.
-FUSED_MODES = {'iou': 0, 'giou': 1, 'diou': 2, 'ciou': 3, 'iou_square': 4, 'iou_log': 5}
-#: The variants of :func:`fused_variant_loss`, and the base losses of Alpha-IoU (the first
-#: four), Inner-IoU and Focaler-IoU, with the ids of the C++ side.
-FUSED_VARIANTS = {'eiou': 0, 'siou': 1, 'wiou': 2, 'alpha_iou': 3, 'mpdiou': 4,
-                  'inner_iou': 5, 'focaler_iou': 6, 'shape_iou': 7, 'nwd': 8}
-FUSED_BASES = {'iou': 0, 'giou': 1, 'diou': 2, 'ciou': 3, 'siou': 4, 'eiou': 5}
+#: The kernels' ids, defined once in C++ (``csrc/iou/ids.h``) and read from the extension
+#: (empty when it is not built: no kernel runs then). FUSED_MODES: the losses of
+#: :func:`fused_iou_loss` ('iou', 'iou_square' and 'iou_log' are IoULoss's modes 'linear',
+#: 'square' and 'log'); FUSED_VARIANTS: those of :func:`fused_variant_loss`; FUSED_BASES: the
+#: base losses of Alpha-IoU (the first four), Inner-IoU and Focaler-IoU.
+_IDS = _ext_ids(_EXT, 'iou', {'modes': {}, 'variants': {}, 'bases': {}})
+if not _IDS['modes']:
+    _EXT = None  # a build older than its ids table: its ids cannot be trusted
+FUSED_MODES = dict(_IDS['modes'])
+FUSED_VARIANTS = dict(_IDS['variants'])
+FUSED_BASES = dict(_IDS['bases'])
 _DTYPES = (torch.float32, torch.float64)
 
 
@@ -133,7 +136,7 @@ def _variant_forward(pred: Tensor, target: Tensor, variant: int, base: int, eps:
 
 def _variant_forward_fake(pred, target, variant, base, eps, params):
     n = pred.shape[:1]
-    return pred.new_empty(n), pred.new_empty(n if variant == FUSED_VARIANTS['wiou'] else EMPTY)
+    return pred.new_empty(n), pred.new_empty(n if variant == FUSED_VARIANTS.get('wiou') else EMPTY)
 
 
 def _variant_backward(grad: Tensor, pred: Tensor, target: Tensor, variant: int, base: int,

@@ -23,15 +23,19 @@ from torch import Tensor
 
 from ..reduction import check_avg_factor, reduce_weighted_sum
 from ..validation import check_reduction
-from ._ext import load_extension
+from ._ext import ext_ids, load_extension
 from ._library import EMPTY, kernel_allowed, kernel_op, register_gradient
 
 __all__ = ['fused_regression_loss', 'FUSED_KINDS', 'kernels_available']
 
 _EXT = load_extension('regression')
 
-#: The losses the kernel computes, with the kind ids of the C++ side.
-FUSED_KINDS = {'l1': 0, 'mse': 1, 'smooth_l1': 2, 'balanced_l1': 3}
+#: The losses the kernel computes, with their kind ids: defined once in C++
+#: (``csrc/regression/regression_loss.cpp``, ``kKindNames``) and read from the extension
+#: (empty when it is not built: no kernel runs then).
+FUSED_KINDS = dict(ext_ids(_EXT, 'regression', {'kinds': {}})['kinds'])
+if not FUSED_KINDS:
+    _EXT = None  # a build older than its ids table: its ids cannot be trusted
 _DTYPES = (torch.float32, torch.float64)
 
 

@@ -33,14 +33,15 @@
 
 #include "box_math.h"  // after the pragma: its helpers are inlined into the loops
 #include "box_tensors.h"
+#include "ids.h"
 #include "variant_api.h"
 
 namespace {
 
 using namespace box_math;
 
-// IoULoss's three modes (1 - IoU, 1 - IoU^2, -log IoU) and GIoU, DIoU, CIoU.
-enum Mode : int64_t { kIoU = 0, kGIoU = 1, kDIoU = 2, kCIoU = 3, kIoUSquare = 4, kIoULog = 5 };
+// IoULoss's three modes (1 - IoU, 1 - IoU^2, -log IoU) and GIoU, DIoU, CIoU (ids.h).
+using namespace iou_ids::mode;
 
 constexpr bool plain_iou(int64_t mode) {
   return mode == kIoU || mode == kIoUSquare || mode == kIoULog;
@@ -391,6 +392,16 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
         "Gradients (pred, target or undefined) of sum(grad * loss) of a variant",
         py::arg("grad"), py::arg("pred"), py::arg("target"), py::arg("variant"),
         py::arg("base"), py::arg("eps"), py::arg("params"), py::arg("target_grad"));
+  m.def(
+      "ids",
+      [] {
+        py::dict out;
+        out["modes"] = id_table::to_dict(iou_ids::kModeNames);
+        out["variants"] = id_table::to_dict(iou_ids::kVariantNames);
+        out["bases"] = id_table::to_dict(iou_ids::kBaseNames);
+        return out;
+      },
+      "The kernels' ids (ids.h): {'modes': {name: id}, 'variants': {...}, 'bases': {...}}");
   m.def("variants_use_avx2", &iou_variants_use_avx2,
         "whether the AVX2+FMA build of the variant kernels runs on this CPU");
   m.def("diou_nms_sorted", &diou_nms_sorted,

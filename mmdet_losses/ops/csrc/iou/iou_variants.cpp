@@ -15,6 +15,7 @@
 
 #include "box_tensors.h"
 #include "variant_api.h"
+#include "ids.h"
 
 // Floating-point traps are never enabled around these kernels (see iou_loss.cpp), and errno
 // is never read after them: sqrt is then one instruction.

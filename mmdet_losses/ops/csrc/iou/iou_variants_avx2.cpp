@@ -15,6 +15,7 @@
 
 #include "box_tensors.h"
 #include "variant_api.h"
+#include "ids.h"
 
 #pragma GCC target("avx2,fma")
 // no-fp-contract: no a * b + c fused into one rounding, which the reference does not do (near

@@ -18,13 +18,9 @@ using box_math::kGrain;
 using box_math::pack_t;
 using box_math::width_v;
 
-// The variants, and the base losses of Alpha-IoU (the first four), Inner- and Focaler-IoU;
-// the ids of mmdet_losses/ops/iou_kernels.py.
-enum Variant : int64_t {
-  kEIoU = 0, kSIoU = 1, kWIoU = 2, kAlphaIoU = 3, kMPDIoU = 4, kInnerIoU = 5,
-  kFocalerIoU = 6, kShapeIoU = 7, kNWD = 8
-};
-enum Base : int64_t { kIoU = 0, kGIoU = 1, kDIoU = 2, kCIoU = 3, kSIoUBase = 4, kEIoUBase = 5 };
+// The variant and base ids (ids.h, the one table that mmdet_losses/ops/iou_kernels.py reads).
+using namespace iou_ids::variant;
+using namespace iou_ids::base;
 
 constexpr int64_t num_bases(int64_t variant) {
   return variant == kAlphaIoU ? 4 : (variant == kInnerIoU || variant == kFocalerIoU) ? 6 : 1;
@@ -312,7 +308,7 @@ void dispatch_base(int64_t base, F&& f) {
 
 template <int64_t VARIANT = 0, typename F>
 void dispatch_variant(int64_t variant, int64_t base, F&& f) {
-  if constexpr (VARIANT <= kNWD) {
+  if constexpr (VARIANT < iou_ids::kNumVariants) {
     if (variant == VARIANT) {
       dispatch_base<VARIANT>(num_bases(VARIANT) == 1 ? 0 : base, f);
     } else {

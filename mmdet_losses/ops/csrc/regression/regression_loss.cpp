@@ -22,6 +22,8 @@
 #include <tuple>
 #include <vector>
 
+#include "../common/id_table.h"
+
 // Floating-point traps are never enabled around these kernels: letting the compiler assume so
 // allows it to evaluate both sides of a select and so to vectorise the loops. Values are
 // IEEE-exact as without the option (this is not -ffast-math).
@@ -29,7 +31,13 @@
 
 namespace {
 
-enum Kind : int64_t { kL1 = 0, kMSE = 1, kSmoothL1 = 2, kBalancedL1 = 3 };
+// The kinds, defined once: a name's id is its position; exported as _regression.ids(), from
+// which mmdet_losses/ops/regression_kernel.py builds FUSED_KINDS.
+inline constexpr std::string_view kKindNames[] = {"l1", "mse", "smooth_l1", "balanced_l1"};
+constexpr int64_t kL1 = id_table::id_of(kKindNames, "l1");
+constexpr int64_t kMSE = id_table::id_of(kKindNames, "mse");
+constexpr int64_t kSmoothL1 = id_table::id_of(kKindNames, "smooth_l1");
+constexpr int64_t kBalancedL1 = id_table::id_of(kKindNames, "balanced_l1");
 
 // Elements per parallel task of the element-wise loops.
 constexpr int64_t kGrain = 4096;
@@ -383,6 +391,9 @@ std::tuple<at::Tensor, at::Tensor> regression_loss_backward(
 }  // namespace
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
+  m.def(
+      "ids", [] { py::dict out; out["kinds"] = id_table::to_dict(kKindNames); return out; },
+      "The kernels' ids: {'kinds': {name: id}}");
   m.def("regression_loss_forward", &regression_loss_forward,
         "Weighted element-wise regression loss, or its sum (CPU)");
   m.def("regression_loss_backward", &regression_loss_backward,
