@@ -14,8 +14,43 @@ from .classification import CrossEntropyLoss, FocalLoss
 __all__ = ['CrossEntropyCustomLoss', 'FocalCustomLoss']
 
 
+class _CustomClassifier:
+    """What both classes add to their loss: ``num_classes`` and the classifier interface
+    mmdet's ``BBoxHead`` calls (the flags, the channel check, the accuracy, the repr)."""
+
+    def _set_num_classes(self, num_classes: int) -> None:
+        self.num_classes = check_int('num_classes', num_classes)
+        if self.num_classes < 1:
+            raise ValueError(f'num_classes must be >= 1 (the number of classes, required), '
+                             f'got {num_classes}')
+        self.custom_cls_channels = True
+        self.custom_activation = True
+        self.custom_accuracy = True
+
+    def _check_num_classes(self, num_classes: int) -> None:
+        if num_classes != self.num_classes:
+            raise ValueError(f"num_classes must be the loss's num_classes ({self.num_classes})"
+                             f', got {num_classes}')
+
+    def get_accuracy(self, cls_score: Tensor, labels: Tensor) -> Dict[str, Tensor]:
+        """``{'acc_classes'}``: top-1 accuracy in percent of the class logits over the
+        foreground samples, shape (1,) (a 0-dim 0 without any, as mmdet's)."""
+        self._check_scores(cls_score)
+        with torch.no_grad():
+            positive = labels < self.num_classes
+            n_pos = positive.sum()
+            hits = ((cls_score[:, :self.num_classes].argmax(1) == labels) & positive).sum()
+            if cls_score.shape[0] == 0:
+                return {'acc_classes': cls_score.new_tensor(0.)}
+            acc = hits.float() * 100.0 / n_pos.clamp(min=1).float()  # float32, as mmdet's
+            return {'acc_classes': acc.reshape(1)}
+
+    def extra_repr(self) -> str:
+        return f'num_classes={self.num_classes}, {super().extra_repr()}'
+
+
 @MODELS.register_module()
-class CrossEntropyCustomLoss(CrossEntropyLoss):
+class CrossEntropyCustomLoss(_CustomClassifier, CrossEntropyLoss):
     """Cross-entropy with the classifier interface of mmdet's ``CrossEntropyCustomLoss``
     (V3Det). The loss is :class:`CrossEntropyLoss`'s: softmax ``-log softmax(x)_y`` over
     C + 1 logits (background last), or with ``use_sigmoid`` the binary cross-entropy over C
@@ -60,13 +95,7 @@ class CrossEntropyCustomLoss(CrossEntropyLoss):
         super().__init__(use_sigmoid=use_sigmoid, use_mask=use_mask, class_weight=class_weight,
                          ignore_index=ignore_index, avg_non_ignore=avg_non_ignore,
                          reduction=reduction, loss_weight=loss_weight)
-        self.num_classes = check_int('num_classes', num_classes)
-        if self.num_classes < 1:
-            raise ValueError(f'num_classes must be >= 1 (the number of classes, required), '
-                             f'got {num_classes}')
-        self.custom_cls_channels = True
-        self.custom_activation = True
-        self.custom_accuracy = True
+        self._set_num_classes(num_classes)
 
     def _check_scores(self, cls_score: Tensor) -> None:
         if not isinstance(cls_score, Tensor) or cls_score.dim() != 2 \
@@ -78,9 +107,7 @@ class CrossEntropyCustomLoss(CrossEntropyLoss):
 
     def get_cls_channels(self, num_classes: int) -> int:
         """The classifier's outputs for ``num_classes`` classes: C + 1 (softmax) or C."""
-        if num_classes != self.num_classes:
-            raise ValueError(f"num_classes must be the loss's num_classes ({self.num_classes})"
-                             f', got {num_classes}')
+        self._check_num_classes(num_classes)
         return num_classes if self.use_sigmoid else num_classes + 1
 
     def get_activation(self, cls_score: Tensor) -> Tensor:
@@ -93,25 +120,10 @@ class CrossEntropyCustomLoss(CrossEntropyLoss):
         background = (1 - probs.sum(dim=1, keepdim=True)).clamp(0, 1)
         return torch.cat((probs, background), dim=1)
 
-    def get_accuracy(self, cls_score: Tensor, labels: Tensor) -> Dict[str, Tensor]:
-        """``{'acc_classes'}``: top-1 accuracy in percent of the class logits over the
-        foreground samples, shape (1,) (a 0-dim 0 without any, as mmdet's)."""
-        self._check_scores(cls_score)
-        with torch.no_grad():
-            positive = labels < self.num_classes
-            n_pos = positive.sum()
-            hits = ((cls_score[:, :self.num_classes].argmax(1) == labels) & positive).sum()
-            if cls_score.shape[0] == 0:
-                return {'acc_classes': cls_score.new_tensor(0.)}
-            acc = hits.float() * 100.0 / n_pos.clamp(min=1).float()  # float32, as mmdet's
-            return {'acc_classes': acc.reshape(1)}
-
-    def extra_repr(self) -> str:
-        return f'num_classes={self.num_classes}, {super().extra_repr()}'
 
 
 @MODELS.register_module()
-class FocalCustomLoss(FocalLoss):
+class FocalCustomLoss(_CustomClassifier, FocalLoss):
     """Sigmoid focal loss with the classifier interface of mmdet's ``FocalCustomLoss``
     (V3Det): :class:`FocalLoss`'s value ``-alpha_t (1 - p_t)^gamma log p_t`` over C logits,
     labels (N,) with C the background (all-negative row).
@@ -148,13 +160,7 @@ class FocalCustomLoss(FocalLoss):
                              f'logits whatever it says), got {activated!r}')
         super().__init__(use_sigmoid=use_sigmoid, gamma=gamma, alpha=alpha, activated=False,
                          reduction=reduction, loss_weight=loss_weight)
-        self.num_classes = check_int('num_classes', num_classes)
-        if self.num_classes < 1:
-            raise ValueError(f'num_classes must be >= 1 (the number of classes, required), '
-                             f'got {num_classes}')
-        self.custom_cls_channels = True
-        self.custom_activation = True
-        self.custom_accuracy = True
+        self._set_num_classes(num_classes)
 
     def _check_scores(self, cls_score: Tensor) -> None:
         if not isinstance(cls_score, Tensor) or cls_score.dim() != 2 \
@@ -165,17 +171,10 @@ class FocalCustomLoss(FocalLoss):
 
     def get_cls_channels(self, num_classes: int) -> int:
         """The classifier's outputs: C."""
-        if num_classes != self.num_classes:
-            raise ValueError(f"num_classes must be the loss's num_classes ({self.num_classes})"
-                             f', got {num_classes}')
+        self._check_num_classes(num_classes)
         return num_classes
 
     def get_activation(self, cls_score: Tensor) -> Tensor:
         """Scores (N, C): the sigmoid of the class logits."""
         self._check_scores(cls_score)
         return cls_score[:, :self.num_classes].sigmoid()
-
-    get_accuracy = CrossEntropyCustomLoss.get_accuracy
-
-    def extra_repr(self) -> str:
-        return f'num_classes={self.num_classes}, {super().extra_repr()}'
