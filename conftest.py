@@ -2,6 +2,10 @@
 isolation of mmengine's global default scope between tests."""
 import os
 
+# Triton's interpreter runs the GPU kernels (mmdet_losses/ops/gpu/) on CPU tensors; it must be
+# chosen before a kernel is defined, and only those modules (imported lazily) read it.
+os.environ.setdefault('TRITON_INTERPRET', '1')
+
 import pytest
 import torch
 
@@ -26,6 +30,12 @@ else:
 # Importing this module is the opt-in that patches mmengine's checkpoint loading: doctest
 # collection must not do it for the whole session (tests/test_compat.py imports it on purpose).
 collect_ignore = ['mmdet_losses/compat/torch_load.py']
+# The GPU kernels' modules import Triton (the test extra, requirements-gpu-test.txt); without
+# it their doctests cannot be collected, and their tests skip.
+try:
+    import triton  # noqa: F401
+except ImportError:  # pragma: no cover - tools/test.sh installs it
+    collect_ignore_glob = ['mmdet_losses/ops/gpu/[!_]*.py']
 
 
 @pytest.fixture(autouse=True)

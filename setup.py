@@ -80,7 +80,10 @@ setup(
     packages=find_packages(include=['mmdet_losses', 'mmdet_losses.*']),
     python_requires='>=3.8',
     install_requires=['torch>=2.4', 'mmengine>=0.7'],
-    extras_require={'mmdet': ['mmdet>=3.0', 'mmcv>=2.0.0rc4,<2.2.0']},
+    extras_require={'mmdet': ['mmdet>=3.0', 'mmcv>=2.0.0rc4,<2.2.0'],
+                    # Triton's interpreter runs the GPU kernels' tests on a CPU (CUDA builds of
+                    # torch already ship Triton)
+                    'test-gpu': ['triton==3.5.1']},
     ext_modules=ext_modules,
     cmdclass=cmdclass,
     zip_safe=False,

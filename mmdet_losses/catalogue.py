@@ -1,9 +1,10 @@
 """The catalogue of registered losses, read from the code so that it cannot drift.
 
 Everything here is derived from :data:`mmdet_losses.registry.MODELS` and the classes in it:
-parameters and defaults from :func:`inspect.signature`, the paper from the ``Reference:`` line
-of the class docstring (or of the functional form the class calls), the kind of input from the
-class's ``inputs`` attribute, else a ``Shape:`` section or the ``pred`` argument of those
+parameters and defaults from :func:`inspect.signature`, the functional form from the class's
+``functional`` declaration (:class:`mmdet_losses.losses.BaseLoss`), the paper from the
+``Reference:`` line of the class docstring (or of that functional form), the kind of input from
+the class's ``inputs`` attribute, else a ``Shape:`` section or the ``pred`` argument of those
 docstrings.
 Whatever is not written down shows as ``-``.
 
@@ -26,7 +27,6 @@ SCOPE = 'mmdet_losses'
 
 # A docstring section header such as "Args:", "Example:", "Shape:" on a line of its own.
 _SECTION = re.compile(r'^(?P<name>[A-Z][A-Za-z ]*):\s*(?P<rest>.*)$')
-_CALL_OF_FUNCTIONAL = re.compile(r'\bF\.(\w+)\(')
 
 
 @dataclass(frozen=True)
@@ -148,21 +148,9 @@ def _input_kind(docs: Sequence[str]) -> Optional[str]:
 
 
 def _functional_of(cls: type) -> Optional[Callable]:
-    """The functional form the class's ``compute`` calls (``F.name(...)``), else the function
-    of :mod:`mmdet_losses.functional` whose name is the class name in snake case."""
-    from mmdet_losses import functional
-    try:
-        source = inspect.getsource(cls.compute)
-    except (AttributeError, OSError, TypeError):
-        source = ''
-    for name in _CALL_OF_FUNCTIONAL.findall(source):
-        if callable(getattr(functional, name, None)):
-            return getattr(functional, name)
-    squashed = cls.__name__.lower()
-    for name in getattr(functional, '__all__', []):
-        if name.replace('_', '') == squashed:
-            return getattr(functional, name)
-    return None
+    """The functional form the class declares (its ``functional`` attribute), else None."""
+    functional = getattr(cls, 'functional', None)
+    return functional if callable(functional) else None
 
 
 def _family(cls: type) -> str:
@@ -329,6 +317,9 @@ def format_info() -> str:
            'elsewhere the pure-PyTorch path):']
     for name, state in kernel_status().items():
         out.append(f'  {name:<11} {state:<10} {KERNEL_LOSSES.get(name, "")}')
+    from mmdet_losses.ops.gpu import status as gpu_status
+    out.append(f'GPU kernels (Triton, the same operators on CUDA; they use the ids of the '
+               f'compiled kernels above): {gpu_status()}')
     return '\n'.join(out)
 
 

@@ -82,6 +82,12 @@ def adversarial_pairs(dtype):
     return torch.cat((pred, target)), torch.cat((target, pred))
 
 
+def kernel_node(op: str) -> str:
+    """The class name of the autograd node of the kernel operator ``mmdet_losses::<op>`` in an
+    eager graph (the eager shortcut's Function, mmdet_losses/ops/_library.py)."""
+    return f'{op}_kernelBackward'
+
+
 def graph_node_names(loss):
     """The class names of every node of ``loss``'s autograd graph."""
     nodes, stack = set(), [loss.grad_fn]

@@ -65,6 +65,19 @@ def probe_similarities():
     return pred, torch.tensor([[1.0, 0.0, 0.0], [1.0, 0.0, 1.0]]), torch.full((2, C), 1 / 3)
 
 
+def build_corner_embeddings(gen, n):
+    """Top-left and bottom-right corner embeddings of n objects of one image (means within
+    the push margin of each other), per-object weights."""
+    pred = torch.randn(n, generator=gen) * 0.6
+    return pred, pred + torch.randn(n, generator=gen) * 0.3, 0.5 + torch.rand(n, generator=gen)
+
+
+def probe_corner_embeddings():
+    # 1000.3 rounds to 1000.5 (float16) and 1000 (bfloat16): the pull term would change
+    pred = torch.tensor([1000.0, 996.0, 1000.5])
+    return pred, pred + torch.tensor([0.3, -0.2, 0.45]), torch.full((3,), 1 / 3)
+
+
 def zoo_cases(Case, build_kl, probe_kl):
     """The rows of tests/test_contract.py CASES."""
     return [
@@ -104,6 +117,8 @@ ERROR_BUILDERS = {
     'MarginL2Loss': ({'neg_pos_ub': 1, 'hard_mining': True},
                      lambda: (torch.rand(3, 4, generator=_gen()),
                               (torch.rand(3, 4, generator=_gen(1)) > 0.5).float())),
+    'AssociativeEmbeddingLoss': ({}, lambda: (torch.randn(3, generator=_gen()),
+                                              torch.randn(3, generator=_gen(1)))),
 }
 
 
@@ -130,6 +145,8 @@ def nan_sweep_builders():
         'L2Loss': [({}, unit(3, 4), masks(3, 4), unit(3, 4) + 0.5, (1, 2), (1, 2))],
         'MarginL2Loss': [(dict(neg_pos_ub=1, hard_mining=True, neg_margin=0.1), unit(3, 4),
                           masks(3, 4), unit(3, 4) + 0.5, (1, 2), (1, 2))],
+        'AssociativeEmbeddingLoss': [({}, logits(4) * 0.5, logits(4) * 0.5, unit(4) + 0.5,
+                                      (1,), (1,))],
     }
 
 
@@ -165,6 +182,11 @@ def _similarities():
     return pred, (_f64(1, 0, 0, 1, 0, 1).reshape(2, 3),)
 
 
+def _corner_embeddings():
+    # object means 0.4, -0.25, 0.8, 0.15: no pair 0 or 1 (the margin) apart, off the kinks
+    return _f64(0.3, -0.4, 0.9, 0.1), (_f64(0.5, -0.1, 0.7, 0.2),)
+
+
 DOUBLE_BACKWARD_CASES = {
     'DiceLoss': [({}, _mask_logits, 'vnet'), (dict(naive_dice=True, eps=1.0), _mask_logits,
                                               'naive')],
@@ -175,4 +197,6 @@ DOUBLE_BACKWARD_CASES = {
     'L2Loss': [({}, _similarities, 'default')],
     'MarginL2Loss': [(dict(neg_pos_ub=1, neg_margin=0.1, hard_mining=True), _similarities,
                       'hard')],
+    'AssociativeEmbeddingLoss': [(dict(pull_weight=0.5, push_weight=1.5), _corner_embeddings,
+                                  'default')],
 }

@@ -357,6 +357,9 @@ CASES = (
     # Seesaw, GHM-C, GHM-R (tests/_stateful_inputs.py)
     + _stateful_inputs.stateful_cases(Case)
     + _custom_inputs.custom_cases(Case)
+    # CornerNet's pull/push embedding loss, its per-object form (tests/test_zoo_association.py)
+    + [Case('AssociativeEmbeddingLoss', _zoo_inputs.build_corner_embeddings,
+            _zoo_inputs.probe_corner_embeddings)]
 )
 BY_ID = {c.id: c for c in CASES}
 IDS = list(BY_ID)

@@ -28,7 +28,7 @@ from mmdet_losses import MODELS
 from mmdet_losses import functional as F
 from mmdet_losses.ops import focal_kernel, iou_kernels, regression_kernel
 
-from _helpers import graph_node_names
+from _helpers import graph_node_names, kernel_node
 import _zoo_inputs
 import _stateful_inputs
 import _custom_inputs
@@ -36,9 +36,8 @@ import _custom_inputs
 #: Registered losses without a gradient, by design.
 NO_GRADIENT = {'ZeroOneLoss'}
 #: The autograd nodes of the fused kernels.
-KERNEL_NODES = {f'GeneratedBackwardFor_mmdet_losses_{op}_defaultBackward'
-                for op in ('regression_loss', 'iou_loss', 'iou_variant_loss',
-                           'sigmoid_focal_loss_index')}
+KERNEL_NODES = {kernel_node(op) for op in ('regression_loss', 'iou_loss', 'iou_variant_loss',
+                                           'sigmoid_focal_loss_index')}
 KERNELS_BUILT = (regression_kernel.kernels_available() and iou_kernels.kernels_available()
                  and focal_kernel.available())
 PENALTY = 100.0

@@ -31,6 +31,9 @@ CENTERNET_LOSSES = dict(bbox_head=dict(
     loss_center_heatmap=dict(type='GaussianFocalLoss', alpha=2.0, gamma=4.0, loss_weight=1.0),
     loss_wh=dict(type='L1Loss', loss_weight=0.1),
     loss_offset=dict(type='L1Loss', loss_weight=1.0)))
+SOLOV2_LOSSES = dict(mask_head=dict(
+    loss_mask=dict(type='DiceLoss', use_sigmoid=True, loss_weight=3.0),
+    loss_cls=dict(type='FocalLoss', use_sigmoid=True, gamma=2.0, alpha=0.25, loss_weight=1.0)))
 
 
 def _prefixed(node):
@@ -58,13 +61,14 @@ def _model_cfg(config, losses):
     return ConfigDict(model)  # mmdet's two-stage detectors read train_cfg by attribute
 
 
-def _batches(data_root, count):
-    """``count`` batches of 2 tiny training images, fixed order, no random flip."""
+def _batches(data_root, count, with_mask=False):
+    """``count`` batches of 2 tiny training images, fixed order, no random flip (with the
+    instance masks for a mask head)."""
     from mmengine.dataset import pseudo_collate
     from mmdet.registry import DATASETS
     pipeline = [
         dict(type='LoadImageFromFile'),
-        dict(type='LoadAnnotations', with_bbox=True),
+        dict(type='LoadAnnotations', with_bbox=True, with_mask=with_mask),
         dict(type='Resize', scale=(TINY_SIZE, TINY_SIZE), keep_ratio=True),
         dict(type='PackDetInputs'),
     ]
@@ -97,15 +101,16 @@ def _logged_losses(model_cfg, state, batches, seed=0):
     ('faster_rcnn/faster-rcnn_r18_fpn_ce-giou_shapes.py', FASTER_RCNN_LOSSES),
     ('faster_rcnn/faster-rcnn_r18_fpn_seesaw_shapes.py', SEESAW_LOSSES),
     ('centernet/centernet_r18_gaussianfocal_shapes.py', CENTERNET_LOSSES),
+    ('solov2/solov2_r18_fpn_dice-focal_shapes.py', SOLOV2_LOSSES),
 ], ids=['retinanet_focal_ciou', 'faster_rcnn_ce_l1_giou', 'faster_rcnn_seesaw',
-        'centernet_gaussian_focal'])
+        'centernet_gaussian_focal', 'solov2_dice_focal'])
 def test_prefixed_losses_train_like_mmdet(config, losses, tmp_path):
     from mmengine.registry import init_default_scope
     from mmdet.registry import MODELS
     import mmdet_losses  # noqa: F401 (registers the prefixed types)
 
     init_default_scope('mmdet')
-    batches = _batches(make_tiny_data(tmp_path), ITERATIONS)
+    batches = _batches(make_tiny_data(tmp_path), ITERATIONS, with_mask='mask_head' in losses)
     mmdet_cfg = _model_cfg(config, losses)
     ours_cfg = _model_cfg(config, _prefixed(losses))
     torch.manual_seed(0)
@@ -124,3 +129,5 @@ def test_prefixed_losses_train_like_mmdet(config, losses, tmp_path):
                 f'{expected[key]} with mmdet')
         # the losses are not trivially zero: the comparison means something
         assert expected['loss'] > 0
+        if 'mask_head' in losses:  # positives: the mask loss is DiceLoss's, not a 0
+            assert expected['loss_mask'] > 0

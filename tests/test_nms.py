@@ -171,7 +171,7 @@ def test_kernel_itself_skips_nonfinite_boxes():
     nor lets it suppress (a NaN box used to act as a finite one through its min/max)."""
     boxes = torch.tensor([[0.0, 0.0, 10.0, float('nan')], [0.0, 0.0, 10.0, 10.0],
                           [float('-inf'), 0.0, 10.0, 10.0], [1.0, 1.0, 10.0, 10.0]])
-    kept = nms_module._EXT.diou_nms_sorted(boxes, 0.5, 1.0, nms_module.NMS_EPS)
+    kept = nms_module._EXT.diou_nms_sorted(boxes, None, 0.5, 1.0, nms_module.NMS_EPS)
     assert kept.tolist() == [1]  # box 3 overlaps box 1 (IoU 0.81): suppressed by it
 
 

@@ -4,7 +4,10 @@ Three classes (``rectangle``, ``ellipse``, ``triangle``), each drawn in any of s
 colours and sizes, so the class is the shape and never the colour. Some objects overlap
 (at most ``MAX_OVERLAP`` of the smaller box), about 15 % are tiny (a few pixels).
 Boxes are the tight extent of the drawn pixels, as ``[x, y, w, h]`` in COCO's continuous
-pixel coordinates; ``area`` is the number of drawn pixels.
+pixel coordinates; ``area`` is the number of drawn pixels; ``segmentation`` is the object's
+drawn shape, pixel-exact, as a COCO run-length encoding (``{'size': [h, w], 'counts': str}``,
+pycocotools' compressed form): the whole shape, as its box and area are, also where a later
+object covers part of it.
 
 Deterministic: image ``i`` of a split is drawn from its own generator seeded with
 ``(seed, split, i)``, so a given image does not depend on how many others are asked for,
@@ -82,6 +85,13 @@ def _overlap(a, b):
 
 def draw_image(seed, split, index, img_size):
     """One image (H, W, 3 uint8 BGR) and its objects as (class index, xyxy box, area)."""
+    img, objects, _ = draw_image_with_masks(seed, split, index, img_size)
+    return img, objects
+
+
+def draw_image_with_masks(seed, split, index, img_size):
+    """:func:`draw_image` and the shape mask of each object (uint8 H x W, 255 inside), in
+    the objects' order."""
     rng = np.random.default_rng([seed, SPLITS[split], index])
     base = rng.integers(70, 190, size=3)
     img = np.clip(base + rng.normal(0, 12, (img_size, img_size, 3)), 0, 255).astype(np.uint8)
@@ -89,7 +99,7 @@ def draw_image(seed, split, index, img_size):
     tiny = rng.random(num_objects) < TINY_FRACTION
     # tiny objects last, so that nothing covers them
     order = np.argsort(tiny, kind='stable')
-    objects = []
+    objects, masks = [], []
     for is_tiny in tiny[order]:
         for _ in range(20):  # a few tries to place it without too much overlap
             kind = int(rng.integers(0, len(CLASSES)))
@@ -102,8 +112,16 @@ def draw_image(seed, split, index, img_size):
                 colour = COLOURS[int(rng.integers(0, len(COLOURS)))]
                 img[mask > 0] = colour
                 objects.append((kind, box, int(np.count_nonzero(mask))))
+                masks.append(mask)
                 break
-    return img, objects
+    return img, objects, masks
+
+
+def mask_to_rle(mask):
+    """A binary mask (H x W) as COCO's compressed run-length encoding, JSON-ready."""
+    from pycocotools import mask as mask_utils
+    rle = mask_utils.encode(np.asfortranarray(mask > 0, dtype=np.uint8))
+    return dict(size=[int(v) for v in rle['size']], counts=rle['counts'].decode('ascii'))
 
 
 def make_split(out, split, num_images, img_size, seed):
@@ -111,14 +129,15 @@ def make_split(out, split, num_images, img_size, seed):
     os.makedirs(osp.join(out, split), exist_ok=True)
     images, annotations = [], []
     for index in range(num_images):
-        img, objects = draw_image(seed, split, index, img_size)
+        img, objects, masks = draw_image_with_masks(seed, split, index, img_size)
         file_name = f'{index:06d}.png'
         cv2.imwrite(osp.join(out, split, file_name), img)
         images.append(dict(id=index, file_name=file_name, width=img_size, height=img_size))
-        for kind, (x1, y1, x2, y2), area in objects:
+        for (kind, (x1, y1, x2, y2), area), mask in zip(objects, masks):
             annotations.append(dict(
                 id=len(annotations) + 1, image_id=index, category_id=kind + 1,
-                bbox=[x1, y1, x2 - x1, y2 - y1], area=area, iscrowd=0))
+                bbox=[x1, y1, x2 - x1, y2 - y1], area=area, iscrowd=0,
+                segmentation=mask_to_rle(mask)))
     categories = [dict(id=i + 1, name=name, supercategory='shape')
                   for i, name in enumerate(CLASSES)]
     return dict(info=dict(description='mmdet_losses bundled shapes', seed=seed),
@@ -144,9 +163,19 @@ def make_shapes(out='data/shapes', num_train=DEFAULTS['num_train'],
                   f'({img_size}x{img_size}) -> {osp.join(out, split)}', flush=True)
 
 
+def _has_masks(out):
+    """Whether the training annotations carry instance masks (files written before the
+    generator wrote them have boxes only)."""
+    with open(ann_file(out, 'train')) as f:
+        annotations = json.load(f)['annotations']
+    return all('segmentation' in ann for ann in annotations[:1])
+
+
 def ensure_shapes(out='data/shapes', **kwargs):
-    """Generate the dataset under ``out`` unless both annotation files are already there."""
-    if all(osp.isfile(ann_file(out, split)) for split in SPLITS):
+    """Generate the dataset under ``out`` unless both annotation files are already there,
+    with instance masks (an older dataset without them is generated again: the images and
+    boxes come out byte-identical)."""
+    if all(osp.isfile(ann_file(out, split)) for split in SPLITS) and _has_masks(out):
         return False
     make_shapes(out, **kwargs)
     return True

@@ -75,15 +75,19 @@ def class_counts(labels: Tensor, num_bins: int, keep: Tensor) -> Tensor:
     return torch.where(keep, counts, torch.zeros_like(counts))
 
 
+def check_seesaw_params(p, q, eps) -> Tuple[float, float, float]:
+    """Seesaw's exponents ``p``, ``q`` (>= 0) and ``eps`` (> 0) checked."""
+    return (check_number('p', p, low=0.0), check_number('q', q, low=0.0),
+            check_number('eps', eps, low=0.0, low_open=True))
+
+
 def seesaw_loss_parts(pred: Tensor, target: Tensor, weight: Optional[Tensor] = None,
                       reduction: str = 'mean', avg_factor=None, *, cum_samples: Tensor,
                       p: float = 0.8, q: float = 2.0, eps: float = 1e-2
                       ) -> Tuple[Tensor, Tensor]:
     """Seesaw's two terms ``(loss_classes, loss_objectness)``: see :func:`seesaw_loss`."""
     reduction = check_reduction(reduction)
-    p = check_number('p', p, low=0.0)
-    q = check_number('q', q, low=0.0)
-    eps = check_number('eps', eps, low=0.0, low_open=True)
+    p, q, eps = check_seesaw_params(p, q, eps)
     num_classes = check_seesaw_inputs(pred, target, weight)
     check_tensor('cum_samples', cum_samples, floating=True)
     if cum_samples.numel() < num_classes:
@@ -330,7 +334,7 @@ def ghmr_loss(pred: Tensor, target: Tensor, weight: Optional[Tensor] = None,
     """
     reduction = check_reduction(reduction)
     bins, momentum = check_ghm_args(bins, momentum)
-    mu = check_number('mu', mu, low=0.0, low_open=True)
+    mu = check_ghmr_mu(mu)
     check_loss_tensors(pred=pred, target=target, weight=weight)
     check_tensor('pred', pred, floating=True)
     check_tensor('target', target, floating=True)
@@ -365,6 +369,16 @@ def _check_state(name: str, state, shape) -> None:
 
 
 # ------------------------------------------------------------------------------ EQLv2
+def check_ghmr_mu(mu) -> float:
+    """GHM-R's ASL1 smoothing ``mu`` checked (> 0)."""
+    return check_number('mu', mu, low=0.0, low_open=True)
+
+
+def check_eqlv2_params(gamma, mu, alpha) -> Tuple[float, float, float]:
+    """EQLv2's ``gamma``, ``mu`` and ``alpha`` checked (finite numbers)."""
+    return check_number('gamma', gamma), check_number('mu', mu), check_number('alpha', alpha)
+
+
 def check_eqlv2_inputs(pred: Tensor, target: Tensor, weight: Optional[Tensor]) -> int:
     """Check EQLv2's pred (N, C + 1), labels (N,) in [0, C] and weight; return C."""
     check_loss_tensors(pred=pred, target=target, weight=weight)
@@ -420,9 +434,7 @@ def eqlv2_loss(pred: Tensor, target: Tensor, weight: Optional[Tensor] = None,
         tensor(1.9822)
     """
     reduction = check_reduction(reduction)
-    gamma = check_number('gamma', gamma)
-    mu = check_number('mu', mu)
-    alpha = check_number('alpha', alpha)
+    gamma, mu, alpha = check_eqlv2_params(gamma, mu, alpha)
     num_classes = check_eqlv2_inputs(pred, target, weight)
     check_tensor('pos_neg', pos_neg, floating=True)
     if pos_neg.shape != (num_classes,):

@@ -5,7 +5,7 @@ only that quantity differs from the target, passed through a smooth L1 at ``beta
 It lives beside the IoU family's geometry but needs none of it: only the centres and sides of
 (x1, y1, x2, y2) boxes.
 """
-from typing import Optional
+from typing import Optional, Tuple
 
 import torch
 from torch import Tensor
@@ -32,6 +32,11 @@ def _offset_term(target_side: Tensor, offset: Tensor, eps: float) -> Tensor:
 def _ratio_term(pred_side: Tensor, target_side: Tensor, eps: float) -> Tensor:
     """``1 - min(s_t / (s_p + eps), s_p / (s_t + eps))``: the bound for a side's scale."""
     return 1 - torch.minimum(target_side / (pred_side + eps), pred_side / (target_side + eps))
+
+
+def check_bounded_iou_params(beta, eps) -> Tuple[float, float]:
+    """:func:`bounded_iou_loss`'s ``beta`` (> 0) and ``eps`` (>= 0) checked."""
+    return check_number('beta', beta, low=0.0, low_open=True), check_number('eps', eps, low=0.0)
 
 
 def bounded_iou_loss(pred: Tensor, target: Tensor, weight: Optional[Tensor] = None,
@@ -66,8 +71,7 @@ def bounded_iou_loss(pred: Tensor, target: Tensor, weight: Optional[Tensor] = No
         >>> F.bounded_iou_loss(pred, target, reduction='none', eps=0.0)
         tensor([[0.2333, 0.5667, 0.0000, 0.4000]])
     """
-    beta = check_number('beta', beta, low=0.0, low_open=True)
-    eps = check_number('eps', eps, low=0.0)
+    beta, eps = check_bounded_iou_params(beta, eps)
     check_tensor('pred', pred, floating=True)
     check_tensor('target', target, floating=True)
     check_loss_tensors(pred=pred, target=target, weight=weight)

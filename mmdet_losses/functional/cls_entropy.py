@@ -24,6 +24,27 @@ __all__ = ['cross_entropy_loss', 'binary_cross_entropy_loss', 'mask_cross_entrop
 ClassVector = Optional[Union[Sequence[float], Tensor]]
 
 
+# Parameter checks shared with the loss classes (mmdet_losses.losses.classification), which
+# run them once in __init__; the functional forms run them on every call.
+def check_ignore_index(ignore_index: Optional[int]) -> int:
+    """The label of ignored samples checked (an int); None means -100, as in mmdet."""
+    return -100 if ignore_index is None else check_int('ignore_index', ignore_index)
+
+
+def check_label_smoothing(label_smoothing) -> float:
+    return check_number('label_smoothing', label_smoothing, low=0.0, high=1.0)
+
+
+def check_effective_beta(beta: Optional[float]) -> Optional[float]:
+    """The effective-number parameter, None or in [0, 1)."""
+    return None if beta is None else check_number('beta', beta, low=0.0, high=1.0,
+                                                  high_open=True)
+
+
+def check_temperature(temperature) -> float:
+    return check_number('temperature', temperature, low=0.0, low_open=True)
+
+
 def cross_entropy_loss(pred: Tensor, target: Tensor, weight: Optional[Tensor] = None,
                        reduction: str = 'mean', avg_factor=None,
                        class_weight: ClassVector = None, ignore_index: Optional[int] = -100,
@@ -60,7 +81,7 @@ def cross_entropy_loss(pred: Tensor, target: Tensor, weight: Optional[Tensor] = 
         >>> F.cross_entropy_loss(torch.tensor([[2.0, 0.0], [0.0, 0.0]]), torch.tensor([0, 1]))
         tensor(0.4100)
     """
-    ignore_index = -100 if ignore_index is None else check_int('ignore_index', ignore_index)
+    ignore_index = check_ignore_index(ignore_index)
     if use_mask:
         check_mask_options(use_sigmoid=use_sigmoid, label_smoothing=label_smoothing)
         return mask_cross_entropy_loss(pred, target, weight, reduction, avg_factor,
@@ -74,7 +95,7 @@ def cross_entropy_loss(pred: Tensor, target: Tensor, weight: Optional[Tensor] = 
                                          avg_non_ignore=avg_non_ignore)
     check_scores(pred, dims=tuple(range(2, 8)))
     check_loss_tensors(pred=pred, target=target, weight=weight)
-    label_smoothing = check_number('label_smoothing', label_smoothing, low=0.0, high=1.0)
+    label_smoothing = check_label_smoothing(label_smoothing)
     (logits,) = upcast(pred)
     class_weight = check_class_vector('class_weight', class_weight, pred.shape[1], logits)
     if is_index_target(pred, target):
@@ -154,7 +175,7 @@ def binary_cross_entropy_loss(pred: Tensor, target: Tensor, weight: Optional[Ten
     """
     check_tensor('pred', pred, floating=True)
     check_loss_tensors(pred=pred, target=target, weight=weight)
-    ignore_index = -100 if ignore_index is None else check_int('ignore_index', ignore_index)
+    ignore_index = check_ignore_index(ignore_index)
     (logits,) = upcast(pred)
     dense, valid, weight = _binary_targets(logits, target, weight, ignore_index)
     if weight is not None:
@@ -348,9 +369,8 @@ def balanced_cross_entropy_loss(pred: Tensor, target: Tensor, weight: Optional[T
         >>> F.balanced_cross_entropy_loss(pred, torch.tensor([0, 0, 1]), reduction='none')
         tensor([0.4621, 0.4621, 0.9242])
     """
-    ignore_index = -100 if ignore_index is None else check_int('ignore_index', ignore_index)
-    if beta is not None:
-        beta = check_number('beta', beta, low=0.0, high=1.0, high_open=True)
+    ignore_index = check_ignore_index(ignore_index)
+    beta = check_effective_beta(beta)
     if use_sigmoid:
         if class_counts is not None or beta is not None:
             raise ValueError('class_counts and beta apply to the softmax form: with '
@@ -413,7 +433,7 @@ def kl_div_loss(pred: Tensor, target: Tensor, weight: Optional[Tensor] = None,
     check_tensor('target', target, floating=True)
     check_loss_tensors(pred=pred, target=target, weight=weight)
     check_same_shape('pred', pred, 'target', target)
-    temperature = check_number('temperature', temperature, low=0.0, low_open=True)
+    temperature = check_temperature(temperature)
     logits, teacher = upcast(pred, target.detach())
     log_p = TF.log_softmax(logits / temperature, dim=1)
     q = TF.softmax(teacher / temperature, dim=1)

@@ -200,9 +200,11 @@ def focal_loss(pred: Tensor, target: Tensor, weight: Optional[Tensor] = None,
     instead of logits (log clamped at -100 as ``torch.nn.functional.binary_cross_entropy``).
     Value and gradient are finite for any logit (e.g. +-100) and any ``gamma >= 0``,
     ``gamma < 1`` included. On CPU, for class-index targets with float32/float64 logits the
-    compiled kernel ``mmdet_losses.ops._focal`` computes it in one pass when it is built; the
-    pure-PyTorch path (used on every other device) computes the same maths. ``target`` gets no
-    gradient. Label values are checked on CPU only (on CUDA that would force a host sync).
+    compiled kernel ``mmdet_losses.ops._focal`` computes it in one pass when it is built; on
+    CUDA with Triton, Triton kernels do for index and soft targets
+    (:mod:`mmdet_losses.ops.focal_kernel`); the pure-PyTorch path (used everywhere else)
+    computes the same maths. ``target`` gets no gradient. Label values are checked on CPU only
+    (on CUDA that would force a host sync).
 
     Args:
         pred: logits (or probabilities) (N, C); any shape with dense targets.
@@ -240,6 +242,11 @@ def focal_loss(pred: Tensor, target: Tensor, weight: Optional[Tensor] = None,
     if index and not activated and focal_kernel.supports(probs_or_logits, weight):
         loss = focal_kernel.sigmoid_focal_loss_index(probs_or_logits, target, weight, reduction,
                                                      avg_factor, gamma, alpha)
+        return loss.to(pred.dtype)
+    if not index and not activated and focal_kernel.supports_soft(probs_or_logits, target,
+                                                                  weight):
+        loss = focal_kernel.sigmoid_focal_loss_soft(probs_or_logits, target, weight, reduction,
+                                                    avg_factor, gamma, alpha)
         return loss.to(pred.dtype)
     if index:
         loss = _focal_index_torch(probs_or_logits, target, gamma, alpha, activated)

@@ -2,7 +2,7 @@
 loss. Binary labels may be {0, 1} or {-1, 1}: 0 and -1 both mean the negative class.
 Half-precision inputs are computed in float32 and the result is returned in the input dtype.
 """
-from typing import Optional
+from typing import Optional, Tuple
 
 import torch
 import torch.nn.functional as TF
@@ -81,6 +81,14 @@ def exponential_loss(pred: Tensor, target: Tensor, weight: Optional[Tensor] = No
     return weight_reduce_loss(loss, weight, reduction, avg_factor).to(pred.dtype)
 
 
+def check_hinge_params(margin, multiclass: str) -> Tuple[float, str]:
+    """:func:`hinge_loss`'s ``margin`` (>= 0) and ``multiclass`` mode checked; HingeLoss
+    checks them with this too."""
+    margin = check_number('margin', margin, low=0.0)
+    check_choice('multiclass', multiclass, HINGE_MODES)
+    return margin, multiclass
+
+
 def hinge_loss(pred: Tensor, target: Tensor, weight: Optional[Tensor] = None,
                reduction: str = 'mean', avg_factor=None, margin: float = 1.0,
                squared: bool = False, multiclass: str = 'crammer_singer') -> Tensor:
@@ -114,8 +122,7 @@ def hinge_loss(pred: Tensor, target: Tensor, weight: Optional[Tensor] = None,
         >>> F.hinge_loss(pred, torch.tensor([0]), reduction='none', multiclass='weston_watkins')
         tensor([0.5000])
     """
-    margin = check_number('margin', margin, low=0.0)
-    check_choice('multiclass', multiclass, HINGE_MODES)
+    margin, multiclass = check_hinge_params(margin, multiclass)
     check_tensor('pred', pred, floating=True)
     check_loss_tensors(pred=pred, target=target, weight=weight)
     if target.shape == pred.shape:

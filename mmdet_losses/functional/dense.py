@@ -6,7 +6,7 @@ inputs are computed in float32 (the target straight to float32) and the result i
 ``pred``'s dtype; a NaN or inf in ``pred``, ``target`` or ``weight`` gives a non-finite loss
 and gradient for the elements it touches.
 """
-from typing import Optional
+from typing import Optional, Tuple
 
 import torch
 from torch import Tensor
@@ -31,6 +31,13 @@ def _dense_inputs(pred: Tensor, target: Tensor, weight: Optional[Tensor]):
     check_same_shape('pred', pred, 'target', target)
     dtype = compute_dtype(pred)
     return pred.to(dtype), target.to(dtype)
+
+
+def check_dice_params(activate, naive_dice, eps) -> Tuple[bool, bool, float]:
+    """:func:`dice_loss`'s options checked (the flags bools, ``eps >= 0``); DiceLoss checks
+    them with this too."""
+    return (_check_flag('activate', activate), _check_flag('naive_dice', naive_dice),
+            check_number('eps', eps, low=0.0))
 
 
 def dice_loss(pred: Tensor, target: Tensor, weight: Optional[Tensor] = None,
@@ -64,9 +71,7 @@ def dice_loss(pred: Tensor, target: Tensor, weight: Optional[Tensor] = None,
         >>> F.dice_loss(pred, target, activate=False, eps=0.0, reduction='none')
         tensor([0.0000, 0.3333])
     """
-    eps = check_number('eps', eps, low=0.0)
-    _check_flag('naive_dice', naive_dice)
-    _check_flag('activate', activate)
+    activate, naive_dice, eps = check_dice_params(activate, naive_dice, eps)
     p, t = _dense_inputs(pred, target, weight)
     if p.dim() < 2:
         raise ValueError(f'pred must be (N, ...) masks with at least 2 dimensions, got shape '
@@ -86,6 +91,13 @@ def dice_loss(pred: Tensor, target: Tensor, weight: Optional[Tensor] = None,
     if weight is not None:
         check_weight(weight, loss)
     return weight_reduce_loss(loss, weight, reduction, avg_factor).to(pred.dtype)
+
+
+def check_gaussian_focal_params(alpha, gamma, pos_weight,
+                                neg_weight) -> Tuple[float, float, float, float]:
+    """:func:`gaussian_focal_loss`'s parameters checked (powers >= 0, factors finite)."""
+    return (check_number('alpha', alpha, low=0.0), check_number('gamma', gamma, low=0.0),
+            check_number('pos_weight', pos_weight), check_number('neg_weight', neg_weight))
 
 
 def gaussian_focal_loss(pred: Tensor, target: Tensor, weight: Optional[Tensor] = None,
@@ -130,10 +142,8 @@ def gaussian_focal_loss(pred: Tensor, target: Tensor, weight: Optional[Tensor] =
         >>> F.gaussian_focal_loss(pred, target, reduction='none')
         tensor([[0.1733, 0.0011]])
     """
-    alpha = check_number('alpha', alpha, low=0.0)
-    gamma = check_number('gamma', gamma, low=0.0)
-    pos_weight = check_number('pos_weight', pos_weight)
-    neg_weight = check_number('neg_weight', neg_weight)
+    alpha, gamma, pos_weight, neg_weight = check_gaussian_focal_params(alpha, gamma, pos_weight,
+                                                                       neg_weight)
     p, t = _dense_inputs(pred, target, weight)
     check_unit_interval('pred', pred)
     check_unit_interval('target', target)

@@ -15,6 +15,11 @@ from .safe_math import nan_if_nonfinite
 __all__ = ['knowledge_distillation_kl_div_loss']
 
 
+def check_distillation_temperature(T) -> float:
+    """:func:`knowledge_distillation_kl_div_loss`'s temperature checked (> 0)."""
+    return check_number('T', T, low=0.0, low_open=True)
+
+
 def knowledge_distillation_kl_div_loss(pred: Tensor, target: Tensor,
                                        weight: Optional[Tensor] = None,
                                        reduction: str = 'mean', avg_factor=None,
@@ -43,7 +48,7 @@ def knowledge_distillation_kl_div_loss(pred: Tensor, target: Tensor,
         >>> F.knowledge_distillation_kl_div_loss(pred, target, T=1.0)  # (KL = 0.0566) / 2
         tensor(0.0283)
     """
-    T = check_number('T', T, low=0.0, low_open=True)
+    T = check_distillation_temperature(T)
     check_tensor('pred', pred, floating=True)
     check_tensor('target', target, floating=True)
     check_loss_tensors(pred=pred, target=target, weight=weight)

@@ -20,7 +20,7 @@ from ..reduction import weight_reduce_loss
 from ..validation import (check_choice, check_int, check_labels, check_loss_tensors,
                           check_number, check_tensor, compute_dtype)
 from .cls_common import check_class_vector, check_scores, check_unit_interval
-from .iou import _box_loss, _box_weight, _check_eps, _prepare, _siou
+from .iou import _box_loss, _box_weight, _prepare, _siou, check_eps
 from .safe_math import with_nonfinite
 
 __all__ = ['extended_iou_loss', 'yolo_iou', 'yolo_iou_loss', 'soft_cross_entropy_loss',
@@ -32,7 +32,7 @@ YOLO_BOX_FORMATS = {'xyxy': 'xyxy', 'xywh': 'cxcywh'}
 LABEL_SMOOTH_MODES = ('original', 'classy_vision', 'multi_label')
 
 
-def _check_bool(name: str, value) -> bool:
+def check_bool(name: str, value) -> bool:
     if not isinstance(value, bool):
         raise TypeError(f'{name} must be a bool, got {type(value).__name__} {value!r}')
     return value
@@ -64,6 +64,11 @@ def _extended_iou_element(pair: BoxPair, eps: float, smooth_point: float) -> Ten
     return torch.where(smooth, 0.5 * loss.square() / smooth_point, loss - 0.5 * smooth_point)
 
 
+def check_smooth_point(smooth_point) -> float:
+    """:func:`extended_iou_loss`'s ``smooth_point`` checked (> 0)."""
+    return check_number('smooth_point', smooth_point, low=0.0, low_open=True)
+
+
 def extended_iou_loss(pred: Tensor, target: Tensor, weight: Optional[Tensor] = None,
                       reduction: str = 'mean', avg_factor=None, box_format: str = 'xyxy',
                       smooth_point: float = 0.1, eps: float = 1e-7) -> Tensor:
@@ -93,8 +98,8 @@ def extended_iou_loss(pred: Tensor, target: Tensor, weight: Optional[Tensor] = N
         >>> extended_iou_loss(pred, gap)  # 1 + 0.2 - 0.05
         tensor(1.1500)
     """
-    smooth_point = check_number('smooth_point', smooth_point, low=0.0, low_open=True)
-    eps = _check_eps(eps)
+    smooth_point = check_smooth_point(smooth_point)
+    eps = check_eps(eps)
     return _box_loss(lambda a, b: None,  # no fused kernel: the plain path
                      lambda pair: _extended_iou_element(pair, eps, smooth_point)
                      + pair.nonfinite,
@@ -117,12 +122,12 @@ def _yolo_similarity(pair: BoxPair, iou_mode: str, eps: float) -> Tensor:
     return sim.clamp(-1.0, 1.0) + pair.nonfinite
 
 
-def _yolo_check(iou_mode: str, bbox_format: str, eps) -> Tuple[str, float]:
+def check_yolo_params(iou_mode: str, bbox_format: str, eps) -> Tuple[str, float]:
     check_choice('iou_mode', iou_mode, YOLO_IOU_MODES)
     if bbox_format not in YOLO_BOX_FORMATS:
         raise ValueError(f"bbox_format must be 'xywh' (centre x, centre y, w, h, as mmyolo) "
                          f"or 'xyxy', got {bbox_format!r}")
-    return YOLO_BOX_FORMATS[bbox_format], _check_eps(eps)
+    return YOLO_BOX_FORMATS[bbox_format], check_eps(eps)
 
 
 def yolo_iou(pred: Tensor, target: Tensor, iou_mode: str = 'ciou', bbox_format: str = 'xywh',
@@ -135,7 +140,7 @@ def yolo_iou(pred: Tensor, target: Tensor, iou_mode: str = 'ciou', bbox_format: 
         ...          iou_mode='giou')  # centre-size boxes; IoU 1/3, no gap in the hull
         tensor([0.3333])
     """
-    box_format, eps = _yolo_check(iou_mode, bbox_format, eps)
+    box_format, eps = check_yolo_params(iou_mode, bbox_format, eps)
     a, b = _prepare(pred, target, box_format)
     return _yolo_similarity(BoxPair(a, b), iou_mode, eps).reshape(pred.shape[:-1]).to(pred.dtype)
 
@@ -177,8 +182,8 @@ def yolo_iou_loss(pred: Tensor, target: Tensor, weight: Optional[Tensor] = None,
         >>> loss, iou  # 1 - (1/3 - 1/13): same shapes, v = 0
         (tensor(0.7436), tensor([0.2564]))
     """
-    box_format, eps = _yolo_check(iou_mode, bbox_format, eps)
-    _check_bool('return_iou', return_iou)
+    box_format, eps = check_yolo_params(iou_mode, bbox_format, eps)
+    check_bool('return_iou', return_iou)
     a, b = _prepare(pred, target, box_format, weight)
     iou = _yolo_similarity(BoxPair(a, b), iou_mode, eps).reshape(pred.shape[:-1])
     loss = weight_reduce_loss(1 - iou, _box_weight(weight, pred), reduction,
@@ -257,6 +262,27 @@ def _binary_cross_entropy(logits: Tensor, dense: Tensor, class_weight: Optional[
     return with_nonfinite(loss, logits, dense)
 
 
+def check_label_smooth_params(label_smooth_val, mode: str, num_classes: Optional[int],
+                              use_sigmoid: Optional[bool], pos_weight
+                              ) -> Tuple[float, str, Optional[int], bool]:
+    """:func:`label_smooth_loss`'s options checked; ``use_sigmoid=None`` resolved (True for
+    'multi_label')."""
+    smooth = check_number('label_smooth_val', label_smooth_val, low=0.0, high=1.0,
+                          high_open=True)
+    check_choice('mode', mode, LABEL_SMOOTH_MODES)
+    if num_classes is not None:
+        num_classes = check_int('num_classes', num_classes)
+        if num_classes < 1:
+            raise ValueError(f'num_classes must be >= 1, got {num_classes}')
+    if use_sigmoid is None:
+        use_sigmoid = mode == 'multi_label'
+    check_bool('use_sigmoid', use_sigmoid)
+    if pos_weight is not None and not use_sigmoid:
+        raise ValueError('pos_weight weights the positive term of the binary cross-entropy: '
+                         'it needs use_sigmoid=True, got use_sigmoid=False')
+    return smooth, mode, num_classes, use_sigmoid
+
+
 def label_smooth_loss(pred: Tensor, target: Tensor, weight: Optional[Tensor] = None,
                       reduction: str = 'mean', avg_factor=None, label_smooth_val: float = 0.1,
                       num_classes: Optional[int] = None, use_sigmoid: Optional[bool] = None,
@@ -290,19 +316,8 @@ def label_smooth_loss(pred: Tensor, target: Tensor, weight: Optional[Tensor] = N
         ...                   label_smooth_val=0.2)  # target (0.9, 0.1)
         tensor(0.3269)
     """
-    smooth = check_number('label_smooth_val', label_smooth_val, low=0.0, high=1.0,
-                          high_open=True)
-    check_choice('mode', mode, LABEL_SMOOTH_MODES)
-    if num_classes is not None:
-        num_classes = check_int('num_classes', num_classes)
-        if num_classes < 1:
-            raise ValueError(f'num_classes must be >= 1, got {num_classes}')
-    if use_sigmoid is None:
-        use_sigmoid = mode == 'multi_label'
-    _check_bool('use_sigmoid', use_sigmoid)
-    if pos_weight is not None and not use_sigmoid:
-        raise ValueError('pos_weight weights the positive term of the binary cross-entropy: '
-                         'it needs use_sigmoid=True, got use_sigmoid=False')
+    smooth, mode, num_classes, use_sigmoid = check_label_smooth_params(
+        label_smooth_val, mode, num_classes, use_sigmoid, pos_weight)
     logits, dense = _class_scores(pred, target, weight, num_classes)
     if mode != 'multi_label':
         check_unit_interval('target', dense)
@@ -333,6 +348,16 @@ def _focusing_power(base: Tensor, power: Tensor) -> Tensor:
     return torch.where(keep, torch.where(keep, base, torch.ones_like(base)).pow(power), at_zero)
 
 
+def check_asymmetric_params(gamma_pos, gamma_neg, clip, eps,
+                            use_sigmoid) -> Tuple[float, float, float, float, bool]:
+    """:func:`asymmetric_loss`'s parameters checked."""
+    return (check_number('gamma_pos', gamma_pos, low=0.0),
+            check_number('gamma_neg', gamma_neg, low=0.0),
+            check_number('clip', clip, low=0.0, high=1.0),
+            check_number('eps', eps, low=0.0, low_open=True),
+            check_bool('use_sigmoid', use_sigmoid))
+
+
 def asymmetric_loss(pred: Tensor, target: Tensor, weight: Optional[Tensor] = None,
                     reduction: str = 'mean', avg_factor=None, gamma_pos: float = 0.0,
                     gamma_neg: float = 4.0, clip: float = 0.05, use_sigmoid: bool = True,
@@ -357,11 +382,8 @@ def asymmetric_loss(pred: Tensor, target: Tensor, weight: Optional[Tensor] = Non
         >>> asymmetric_loss(torch.tensor([[0.0]]), torch.tensor([[1.0]]))  # -log(1/2)
         tensor(0.6931)
     """
-    gamma_pos = check_number('gamma_pos', gamma_pos, low=0.0)
-    gamma_neg = check_number('gamma_neg', gamma_neg, low=0.0)
-    clip = check_number('clip', clip, low=0.0, high=1.0)
-    eps = check_number('eps', eps, low=0.0, low_open=True)
-    _check_bool('use_sigmoid', use_sigmoid)
+    gamma_pos, gamma_neg, clip, eps, use_sigmoid = check_asymmetric_params(
+        gamma_pos, gamma_neg, clip, eps, use_sigmoid)
     logits, dense = _class_scores(pred, target, weight)
     check_unit_interval('target', dense)
     prob = logits.sigmoid() if use_sigmoid else logits.softmax(dim=1)

@@ -47,7 +47,7 @@ def _prepare(pred: Tensor, target: Tensor, box_format: str,
              weight: Optional[Tensor] = None) -> Tuple[Tensor, Tensor]:
     """Validate (with weight: real tensors on one device); return pred and target as (N, 4)
     xyxy in the compute dtype."""
-    check_choice('box_format', box_format, BOX_FORMATS)
+    check_box_format(box_format)
     check_tensor('pred', pred, floating=True)
     check_boxes('pred', pred)
     check_loss_tensors(pred=pred, target=target, weight=weight)
@@ -109,12 +109,73 @@ def _variant_loss(variant: str, eps: float, params: Tuple[float, ...], pred, tar
                      pred, target, weight, reduction, avg_factor, box_format)
 
 
-def _check_eps(eps) -> float:
+# ------------------------------------------------- parameter checks (shared with the classes)
+# Each loss's parameters are checked by one function here: the functional form calls it on
+# every call, the loss class (mmdet_losses.losses.iou) once in its __init__.
+def check_box_format(box_format: str) -> str:
+    check_choice('box_format', box_format, BOX_FORMATS)
+    return box_format
+
+
+def check_eps(eps) -> float:
     return check_number('eps', eps, low=0.0, low_open=True)
 
 
-def _check_gate(iou_gate) -> Optional[float]:
+def check_iou_gate(iou_gate) -> Optional[float]:
     return None if iou_gate is None else check_number('iou_gate', iou_gate, low=0.0, high=1.0)
+
+
+def check_iou_mode(mode: str) -> str:
+    check_choice('mode', mode, IOU_LOSS_MODES)
+    return mode
+
+
+def check_eiou_gamma(gamma) -> float:
+    return check_number('gamma', gamma, low=0.0)
+
+
+def check_siou_params(theta, neg_gamma) -> Tuple[float, bool]:
+    theta = check_number('theta', theta, low=1.0)
+    if not isinstance(neg_gamma, bool):
+        raise TypeError(f'neg_gamma must be a bool, got {type(neg_gamma).__name__} '
+                        f'{neg_gamma!r}')
+    return theta, neg_gamma
+
+
+def check_wiou_params(version: str, alpha, delta, momentum) -> Tuple[str, float, float, float]:
+    check_choice('version', version, WIOU_VERSIONS)
+    return (version, check_number('alpha', alpha, low=0.0, low_open=True),
+            check_number('delta', delta, low=0.0, low_open=True),
+            check_number('momentum', momentum, low=0.0, high=1.0))
+
+
+def check_alpha_iou_params(alpha, base: str) -> Tuple[float, str]:
+    alpha = check_number('alpha', alpha, low=0.0, low_open=True)
+    check_choice('base', base, ALPHA_IOU_BASES)
+    return alpha, base
+
+
+def check_inner_iou_params(ratio, base: str) -> Tuple[float, str]:
+    ratio = check_number('ratio', ratio, low=0.0, low_open=True)
+    check_choice('base', base, COMPOSITE_BASES)
+    return ratio, base
+
+
+def check_focaler_iou_params(d, u, base: str) -> Tuple[float, float, str]:
+    d = check_number('d', d, low=0.0, high=1.0)
+    u = check_number('u', u, low=0.0, high=1.0)
+    if not d < u:
+        raise ValueError(f'd must be less than u, got d={d} and u={u}')
+    check_choice('base', base, COMPOSITE_BASES)
+    return d, u, base
+
+
+def check_shape_iou_scale(scale) -> float:
+    return check_number('scale', scale, low=0.0)
+
+
+def check_nwd_constant(constant) -> float:
+    return check_number('constant', constant, low=0.0, low_open=True)
 
 
 # -------------------------------------------------------- IoU, GIoU, DIoU, CIoU (fused)
@@ -177,8 +238,8 @@ def iou_loss(pred: Tensor, target: Tensor, weight: Optional[Tensor] = None,
         >>> iou_loss(pred, target)  # -log(1/3)
         tensor(1.0986)
     """
-    check_choice('mode', mode, IOU_LOSS_MODES)
-    eps = _check_eps(eps)
+    check_iou_mode(mode)
+    eps = check_eps(eps)
     fused_mode = {'linear': 'iou', 'square': 'iou_square', 'log': 'iou_log'}[mode]
     return _fused_family(fused_mode, pred, target, weight, reduction, avg_factor, box_format, eps)
 
@@ -199,7 +260,7 @@ def giou_loss(pred: Tensor, target: Tensor, weight: Optional[Tensor] = None,
         tensor(1.5000)
     """
     return _fused_family('giou', pred, target, weight, reduction, avg_factor, box_format,
-                         _check_eps(eps))
+                         check_eps(eps))
 
 
 def diou_loss(pred: Tensor, target: Tensor, weight: Optional[Tensor] = None,
@@ -218,7 +279,7 @@ def diou_loss(pred: Tensor, target: Tensor, weight: Optional[Tensor] = None,
         tensor(1.2500)
     """
     return _fused_family('diou', pred, target, weight, reduction, avg_factor, box_format,
-                         _check_eps(eps))
+                         check_eps(eps))
 
 
 def ciou_loss(pred: Tensor, target: Tensor, weight: Optional[Tensor] = None,
@@ -244,7 +305,7 @@ def ciou_loss(pred: Tensor, target: Tensor, weight: Optional[Tensor] = None,
         tensor([0.3526])
     """
     return _fused_family('ciou', pred, target, weight, reduction, avg_factor, box_format,
-                         _check_eps(eps), _check_gate(iou_gate))
+                         check_eps(eps), check_iou_gate(iou_gate))
 
 
 # ---------------------------------------------------------------- the other variants
@@ -404,8 +465,8 @@ def eiou_loss(pred: Tensor, target: Tensor, weight: Optional[Tensor] = None,
         >>> eiou_loss(pred, target)  # 1 - 1/2 + 1/20 + 4/16
         tensor(0.8000)
     """
-    gamma = check_number('gamma', gamma, low=0.0)
-    eps = _check_eps(eps)
+    gamma = check_eiou_gamma(gamma)
+    eps = check_eps(eps)
     return _variant_loss('eiou', eps, (gamma,), pred, target, weight, reduction, avg_factor,
                          box_format)
 
@@ -442,11 +503,8 @@ def siou_loss(pred: Tensor, target: Tensor, weight: Optional[Tensor] = None,
         >>> siou_loss(pred, target)  # 1 - 1/3 + (1 - exp(-2/9)) / 2
         tensor(0.7663)
     """
-    theta = check_number('theta', theta, low=1.0)
-    eps = _check_eps(eps)
-    if not isinstance(neg_gamma, bool):
-        raise TypeError(f'neg_gamma must be a bool, got {type(neg_gamma).__name__} '
-                        f'{neg_gamma!r}')
+    theta, neg_gamma = check_siou_params(theta, neg_gamma)
+    eps = check_eps(eps)
     if not neg_gamma:  # mmdet's sign: the plain path only (no kernel fuses it)
         return _box_loss(lambda a, b: None,
                          lambda pair: _siou_mmdet_sign(pair, eps, theta) + pair.nonfinite,
@@ -530,11 +588,8 @@ def wiou_loss(pred: Tensor, target: Tensor, weight: Optional[Tensor] = None,
         >>> mean  # (1 + 2/3) / 2
         tensor(0.8333)
     """
-    check_choice('version', version, WIOU_VERSIONS)
-    alpha = check_number('alpha', alpha, low=0.0, low_open=True)
-    delta = check_number('delta', delta, low=0.0, low_open=True)
-    momentum = check_number('momentum', momentum, low=0.0, high=1.0)
-    eps = _check_eps(eps)
+    version, alpha, delta, momentum = check_wiou_params(version, alpha, delta, momentum)
+    eps = check_eps(eps)
     if running_mean is not None:
         check_tensor('running_mean', running_mean, floating=True)
     a, b = _prepare(pred, target, box_format, weight)
@@ -573,13 +628,12 @@ def alpha_iou_loss(pred: Tensor, target: Tensor, weight: Optional[Tensor] = None
         >>> alpha_iou_loss(pred, target)  # 1 - (1/3)^3
         tensor(0.9630)
     """
-    alpha = check_number('alpha', alpha, low=0.0, low_open=True)
-    check_choice('base', base, ALPHA_IOU_BASES)
-    return _variant_loss('alpha_iou', _check_eps(eps), (alpha,), pred, target, weight,
+    alpha, base = check_alpha_iou_params(alpha, base)
+    return _variant_loss('alpha_iou', check_eps(eps), (alpha,), pred, target, weight,
                          reduction, avg_factor, box_format, base)
 
 
-def _check_img_size(img_size) -> Tuple[float, float]:
+def check_img_size(img_size) -> Tuple[float, float]:
     """(w, h) from a pair of positive numbers or one number (a square image)."""
     if isinstance(img_size, numbers.Number) and not isinstance(img_size, bool):
         img_size = (img_size, img_size)  # check_number refuses complex, NaN, inf
@@ -610,8 +664,8 @@ def mpdiou_loss(pred: Tensor, target: Tensor, weight: Optional[Tensor] = None,
     """
     if img_size is None:
         raise ValueError('img_size must be given: the input image (width, height), got None')
-    width, height = _check_img_size(img_size)
-    return _variant_loss('mpdiou', _check_eps(eps), (width ** 2 + height ** 2,), pred, target,
+    width, height = check_img_size(img_size)
+    return _variant_loss('mpdiou', check_eps(eps), (width ** 2 + height ** 2,), pred, target,
                          weight, reduction, avg_factor, box_format)
 
 
@@ -635,9 +689,8 @@ def inner_iou_loss(pred: Tensor, target: Tensor, weight: Optional[Tensor] = None
         >>> inner_iou_loss(pred, target, ratio=0.5)  # inner boxes [0.5, 1.5] and [1.5, 2.5]
         tensor(1.)
     """
-    ratio = check_number('ratio', ratio, low=0.0, low_open=True)
-    check_choice('base', base, COMPOSITE_BASES)
-    return _variant_loss('inner_iou', _check_eps(eps), (ratio,), pred, target, weight,
+    ratio, base = check_inner_iou_params(ratio, base)
+    return _variant_loss('inner_iou', check_eps(eps), (ratio,), pred, target, weight,
                          reduction, avg_factor, box_format, base)
 
 
@@ -661,12 +714,8 @@ def focaler_iou_loss(pred: Tensor, target: Tensor, weight: Optional[Tensor] = No
         >>> focaler_iou_loss(pred, target, d=0.0, u=0.5)  # 1 - (1/3) / 0.5
         tensor(0.3333)
     """
-    d = check_number('d', d, low=0.0, high=1.0)
-    u = check_number('u', u, low=0.0, high=1.0)
-    if not d < u:
-        raise ValueError(f'd must be less than u, got d={d} and u={u}')
-    check_choice('base', base, COMPOSITE_BASES)
-    return _variant_loss('focaler_iou', _check_eps(eps), (d, u), pred, target, weight,
+    d, u, base = check_focaler_iou_params(d, u, base)
+    return _variant_loss('focaler_iou', check_eps(eps), (d, u), pred, target, weight,
                          reduction, avg_factor, box_format, base)
 
 
@@ -693,8 +742,8 @@ def shape_iou_loss(pred: Tensor, target: Tensor, weight: Optional[Tensor] = None
         >>> shape_iou_loss(pred, target)  # 1 - 1/3 + 1/13
         tensor(0.7436)
     """
-    scale = check_number('scale', scale, low=0.0)
-    return _variant_loss('shape_iou', _check_eps(eps), (scale,), pred, target, weight,
+    scale = check_shape_iou_scale(scale)
+    return _variant_loss('shape_iou', check_eps(eps), (scale,), pred, target, weight,
                          reduction, avg_factor, box_format)
 
 
@@ -718,6 +767,6 @@ def nwd_loss(pred: Tensor, target: Tensor, weight: Optional[Tensor] = None,
         >>> nwd_loss(pred, target, constant=5.0)  # 1 - exp(-5 / 5)
         tensor(0.6321)
     """
-    constant = check_number('constant', constant, low=0.0, low_open=True)
+    constant = check_nwd_constant(constant)
     return _variant_loss('nwd', 0.0, (constant,), pred, target, weight, reduction, avg_factor,
                          box_format)

@@ -47,6 +47,19 @@ def _check_p(p) -> float:
     return check_number('p', p, low=1.0, allow_inf=True)
 
 
+def check_triplet_params(margin, p, mining) -> Tuple[float, float, str]:
+    """:func:`triplet_loss`'s ``margin`` (>= 0), ``p`` (>= 1) and ``mining`` checked."""
+    margin = check_number('margin', margin, low=0.0)
+    p = _check_p(p)
+    check_choice('mining', mining, MINING_MODES)
+    return margin, p, mining
+
+
+def check_contrastive_margin(margin) -> float:
+    """The contrastive losses' ``margin`` checked (>= 0)."""
+    return check_number('margin', margin, low=0.0)
+
+
 def _hinge(gap: Tensor, soft_margin: bool) -> Tensor:
     """max(0, gap), or its smooth version log(1 + exp(gap))."""
     return nnF.softplus(gap) if soft_margin else gap.clamp_min(0)
@@ -295,9 +308,7 @@ def triplet_loss(pred: Tensor, target: Tensor, weight: Optional[Tensor] = None,
     _check_embeddings('pred', pred)
     check_loss_tensors(pred=pred, target=target, weight=weight)
     labels = _check_labels('target', target, pred.shape[0])
-    margin = check_number('margin', margin, low=0.0)
-    p = _check_p(p)
-    check_choice('mining', mining, MINING_MODES)
+    margin, p, mining = check_triplet_params(margin, p, mining)
     x, = upcast(pred)
     # 0 (zero gradient) per anchor with a finite embedding, NaN (NaN gradient) otherwise: the
     # hinge, the masks and the max/min of the mining would hide a NaN or inf embedding
@@ -365,7 +376,7 @@ def contrastive_loss(x1: Tensor, x2: Tensor, similar: Tensor, margin: float = 1.
     if similar.shape != x1.shape[:-1]:
         raise ValueError(f'similar must have shape {tuple(x1.shape[:-1])} (x1 without its '
                          f'last dim), got {tuple(similar.shape)}')
-    margin = check_number('margin', margin, low=0.0)
+    margin = check_contrastive_margin(margin)
     a, b = upcast(x1, x2)
     sq_dist = (a - b).square().sum(-1)
     loss = _contrastive(sq_dist, similar.to(sq_dist.dtype), margin)
@@ -401,7 +412,7 @@ def pairwise_contrastive_loss(pred: Tensor, target: Tensor, weight: Optional[Ten
     _check_embeddings('pred', pred)
     check_loss_tensors(pred=pred, target=target, weight=weight)
     labels = _check_labels('target', target, pred.shape[0])
-    margin = check_number('margin', margin, low=0.0)
+    margin = check_contrastive_margin(margin)
     x, = upcast(pred)
     i, j = torch.triu_indices(x.shape[0], x.shape[0], 1, device=x.device)
     sq_dist = _distance_matrix(x, None, 2.0, squared=True)[i, j]

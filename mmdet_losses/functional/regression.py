@@ -10,7 +10,7 @@ On the CPU the losses run through the fused kernel of :mod:`mmdet_losses.ops.reg
 below are the definition, what runs elsewhere, and the reference the kernel is tested
 against."""
 import math
-from typing import Optional
+from typing import Optional, Tuple
 
 import torch
 from torch import Tensor
@@ -49,6 +49,18 @@ def _weighted_reduced(kind: str, elementwise, pred: Tensor, target: Tensor,
     # abs'/sign of NaN is 0, and a NaN or inf weight must reach the gradient as well
     loss = with_nonfinite(elementwise(residual, **params), residual)
     return weight_reduce_loss(loss, weight, reduction, avg_factor)
+
+
+def check_smooth_l1_params(beta) -> float:
+    """:func:`smooth_l1_loss`'s ``beta`` checked (>= 0); its class checks it with this too."""
+    return check_number('beta', beta, low=0.0)
+
+
+def check_balanced_l1_params(alpha, gamma, beta) -> Tuple[float, float, float]:
+    """:func:`balanced_l1_loss`'s ``alpha``, ``gamma``, ``beta`` checked (each > 0)."""
+    return (check_number('alpha', alpha, low=0.0, low_open=True),
+            check_number('gamma', gamma, low=0.0, low_open=True),
+            check_number('beta', beta, low=0.0, low_open=True))
 
 
 def _smooth_l1_elementwise(residual: Tensor, beta: float) -> Tensor:
@@ -123,7 +135,7 @@ def smooth_l1_loss(pred: Tensor, target: Tensor, weight: Optional[Tensor] = None
         >>> smooth_l1_loss(torch.tensor([0.5, 3.0]), torch.zeros(2), reduction='none')
         tensor([0.1250, 2.5000])
     """
-    beta = check_number('beta', beta, low=0.0)
+    beta = check_smooth_l1_params(beta)
     if beta == 0.0:
         loss = _weighted_reduced('l1', torch.abs, pred, target, weight, reduction, avg_factor)
         return loss.to(pred.dtype)
@@ -152,9 +164,7 @@ def balanced_l1_loss(pred: Tensor, target: Tensor, weight: Optional[Tensor] = No
         >>> balanced_l1_loss(torch.tensor([2.0]), torch.tensor([0.0]), reduction='none')
         tensor([2.5786])
     """
-    alpha = check_number('alpha', alpha, low=0.0, low_open=True)
-    gamma = check_number('gamma', gamma, low=0.0, low_open=True)
-    beta = check_number('beta', beta, low=0.0, low_open=True)
+    alpha, gamma, beta = check_balanced_l1_params(alpha, gamma, beta)
     loss = _weighted_reduced('balanced_l1', _balanced_l1_elementwise, pred, target, weight,
                              reduction, avg_factor, alpha=alpha, gamma=gamma, beta=beta)
     return loss.to(pred.dtype)

@@ -5,7 +5,7 @@ on the negatives kept per positive (hard or random mining).
 The mining is decided on the device (a sort, no host synchronisation); mmdet counts on the
 host and draws random negatives with numpy.
 """
-from typing import Optional
+from typing import Optional, Tuple
 
 import torch
 from torch import Tensor
@@ -36,6 +36,18 @@ def _kept_negatives(neg: Tensor, cost: Tensor, limit: Tensor, hard_mining: bool,
     rank = torch.empty_like(order)
     rank[order] = torch.arange(order.numel(), device=order.device)
     return neg & (rank.view(neg.shape) < limit)
+
+
+def check_margin_l2_params(neg_pos_ub, pos_margin, neg_margin,
+                           hard_mining) -> Tuple[int, float, float, bool]:
+    """:func:`margin_l2_loss`'s parameters checked (an int, two numbers, a bool)."""
+    neg_pos_ub = check_int('neg_pos_ub', neg_pos_ub)
+    pos_margin = check_number('pos_margin', pos_margin)
+    neg_margin = check_number('neg_margin', neg_margin)
+    if not _is_bool(hard_mining):
+        raise TypeError(f'hard_mining must be a bool, got {type(hard_mining).__name__} '
+                        f'{hard_mining!r}')
+    return neg_pos_ub, pos_margin, neg_margin, hard_mining
 
 
 def margin_l2_loss(pred: Tensor, target: Tensor, weight: Optional[Tensor] = None,
@@ -77,12 +89,8 @@ def margin_l2_loss(pred: Tensor, target: Tensor, weight: Optional[Tensor] = None
         >>> F.margin_l2_loss(pred, target, reduction='none')
         tensor([[0.0100, 0.0900, 1.0000]])
     """
-    neg_pos_ub = check_int('neg_pos_ub', neg_pos_ub)
-    pos_margin = check_number('pos_margin', pos_margin)
-    neg_margin = check_number('neg_margin', neg_margin)
-    if not _is_bool(hard_mining):
-        raise TypeError(f'hard_mining must be a bool, got {type(hard_mining).__name__} '
-                        f'{hard_mining!r}')
+    neg_pos_ub, pos_margin, neg_margin, hard_mining = check_margin_l2_params(
+        neg_pos_ub, pos_margin, neg_margin, hard_mining)
     check_tensor('pred', pred, floating=True)
     check_loss_tensors(pred=pred, target=target, weight=weight)
     check_same_shape('pred', pred, 'target', target)

@@ -16,7 +16,7 @@ from torch import Tensor
 from ..functional import balancing as F
 from ..reduction import check_avg_factor
 from ..registry import MODELS
-from ..validation import check_int, check_number, check_numbers, check_reduction
+from ..validation import check_int, check_numbers, check_reduction
 from .base import BaseLoss
 
 __all__ = ['SeesawLoss', 'GHMC', 'GHMR', 'EQLV2Loss']
@@ -90,6 +90,11 @@ class SeesawLoss(BaseLoss):
                    "a host sync, and not by a batch with a NaN/inf pred or weight; "
                    "reduction 'none' gives (N,) per sample, the class term 0 for background "
                    "(mmdet: (num_pos,)) (docs/zoo_stateful.md).")
+    # the functional form of :meth:`compute` (the summed loss with the stored counts); the
+    # forward updates the counts and returns the two terms (seesaw_loss_parts)
+    functional = F.seesaw_loss
+    params = ('p', 'q', 'eps')
+    repr_params = ('num_classes', 'p', 'q', 'eps', 'return_dict', 'sync')
 
     def __init__(self, use_sigmoid: bool = False, p: float = 0.8, q: float = 2.0,
                  num_classes: int = 1203, eps: float = 1e-2, reduction: str = 'mean',
@@ -97,9 +102,7 @@ class SeesawLoss(BaseLoss):
         super().__init__(reduction, loss_weight)
         _refuse_sigmoid('SeesawLoss', use_sigmoid, False)
         self.use_sigmoid = False
-        self.p = check_number('p', p, low=0.0)
-        self.q = check_number('q', q, low=0.0)
-        self.eps = check_number('eps', eps, low=0.0, low_open=True)
+        self.p, self.q, self.eps = F.check_seesaw_params(p, q, eps)
         self.num_classes = check_int('num_classes', num_classes)
         if self.num_classes < 1:
             raise ValueError(f'num_classes must be >= 1, got {num_classes}')
@@ -151,18 +154,17 @@ class SeesawLoss(BaseLoss):
                                  "given, got 'sum'")
         counts = self._counts(pred, target, weight)
         classes, objectness = F.seesaw_loss_parts(
-            pred, target, weight, reduction, avg_factor, cum_samples=counts, p=self.p,
-            q=self.q, eps=self.eps, **kwargs)
+            pred, target, weight, reduction, avg_factor,
+            **{**self.functional_kwargs(), 'cum_samples': counts}, **kwargs)
         classes, objectness = self.loss_weight * classes, self.loss_weight * objectness
         if self.return_dict:
             return {'loss_cls_objectness': objectness, 'loss_cls_classes': classes}
         return classes + objectness
 
-    def compute(self, pred, target, weight, reduction, avg_factor, **kwargs):
-        """The summed loss with the stored counts (no update): the functional form."""
-        return F.seesaw_loss(pred, target, weight, reduction, avg_factor,
-                             cum_samples=self.cum_samples, p=self.p, q=self.q, eps=self.eps,
-                             **kwargs)
+    def functional_kwargs(self) -> dict:
+        """The stored counts (no update) with the parameters: :meth:`compute` is the summed
+        loss of the functional form."""
+        return {'cum_samples': self.cum_samples, **super().functional_kwargs()}
 
     def get_cls_channels(self, num_classes: int) -> int:
         """The classifier's output channels for ``num_classes`` classes: C + 2."""
@@ -192,16 +194,13 @@ class SeesawLoss(BaseLoss):
             return {'acc_objectness': (obj_hit.sum().float() * (100.0 / n_obj)).reshape(1),
                     'acc_classes': (cls_hit.sum().float() * 100.0 / n_pos).reshape(1)}
 
-    def extra_repr(self) -> str:
-        return (f'num_classes={self.num_classes}, p={self.p}, q={self.q}, eps={self.eps}, '
-                f'return_dict={self.return_dict}, sync={self.sync}, {super().extra_repr()}')
-
 
 class _GHM(BaseLoss):
     """GHM's shared state: the bin ``edges`` (kept as mmdet's buffer, so checkpoints load
     either way) and, with ``momentum``, the moving-average counts ``acc_sum``."""
 
     last_edge = 1.0
+    params = ('bins', 'momentum')
 
     def __init__(self, bins, momentum, reduction, loss_weight):
         super().__init__(reduction, loss_weight)
@@ -219,8 +218,10 @@ class _GHM(BaseLoss):
         super()._load_from_state_dict(state_dict, prefix, local_metadata, strict,
                                       missing_keys, unexpected_keys, error_msgs)
 
-    def extra_repr(self) -> str:
-        return f'bins={self.bins}, momentum={self.momentum}, {super().extra_repr()}'
+    def functional_kwargs(self) -> dict:
+        """The parameters, the moving-average state and whether to update it."""
+        return {**super().functional_kwargs(), 'acc_sum': self.acc_sum,
+                'update': self.training}
 
 
 @MODELS.register_module()
@@ -249,6 +250,7 @@ class GHMC(_GHM):
     inputs = ('pred: logits (N, C); target: binary targets (N, C) or labels (N,) with C the '
               'background; weight: 0 marks ignored elements')
     last_edge = 1 + 1e-6
+    functional = F.ghmc_loss
     dropin_note = ("Bins counted with tensor ops (no host sync); `label_weight` multiplies the "
                    "loss and `!= 0` marks valid (mmdet: a `> 0` mask; the same for 0/1 "
                    "weights); 'sum' sums (mmdet raises); `momentum=1` is refused (mmdet: inf "
@@ -261,10 +263,6 @@ class GHMC(_GHM):
         _refuse_sigmoid('GHMC', use_sigmoid, True)
         self.use_sigmoid = True
 
-    def compute(self, pred, target, weight, reduction, avg_factor, **kwargs):
-        return F.ghmc_loss(pred, target, weight, reduction, avg_factor, bins=self.bins,
-                           momentum=self.momentum, acc_sum=self.acc_sum,
-                           update=self.training, **kwargs)
 
 
 @MODELS.register_module()
@@ -288,21 +286,16 @@ class GHMR(_GHM):
 
     inputs = 'pred and target: regression values of one shape (N, 4); weight: 0 marks ignored'
     last_edge = 1e3
+    functional = F.ghmr_loss
+    params = ('mu', 'bins', 'momentum')
     dropin_note = ("As GHMC; T is max(sum |weight|, 1) (mmdet: max(sum weight, 1)); `mu > 0` "
                    "(mmdet's mu=0 gives a NaN gradient at d = 0) (docs/zoo_stateful.md).")
 
     def __init__(self, mu: float = 0.02, bins: int = 10, momentum: float = 0.0,
                  loss_weight: float = 1.0, reduction: str = 'mean'):
         super().__init__(bins, momentum, reduction, loss_weight)
-        self.mu = check_number('mu', mu, low=0.0, low_open=True)
+        self.mu = F.check_ghmr_mu(mu)
 
-    def compute(self, pred, target, weight, reduction, avg_factor, **kwargs):
-        return F.ghmr_loss(pred, target, weight, reduction, avg_factor, mu=self.mu,
-                           bins=self.bins, momentum=self.momentum, acc_sum=self.acc_sum,
-                           update=self.training, **kwargs)
-
-    def extra_repr(self) -> str:
-        return f'mu={self.mu}, {super().extra_repr()}'
 
 
 @MODELS.register_module()
@@ -342,6 +335,9 @@ class EQLV2Loss(BaseLoss):
     """
 
     inputs = 'pred: logits (N, C + 1), the last the background; target: labels (N,) in [0, C]'
+    functional = F.eqlv2_loss
+    params = ('gamma', 'mu', 'alpha')
+    repr_params = ('num_classes', 'gamma', 'mu', 'alpha')
     dropin_note = ("`weight` multiplies the loss and the statistics, reductions 'none'/'sum' "
                    "are honoured (mmdet ignores weight and reduction; the same for the all-ones "
                    "label weights of its RoI heads); the statistics move in training mode only, "
@@ -360,9 +356,7 @@ class EQLV2Loss(BaseLoss):
         if self.num_classes < 1:
             raise ValueError(f'num_classes must be >= 1, got {num_classes}')
         self.use_distributed = bool(use_distributed)
-        self.mu = check_number('mu', mu)
-        self.alpha = check_number('alpha', alpha)
-        self.gamma = check_number('gamma', gamma)
+        self.gamma, self.mu, self.alpha = F.check_eqlv2_params(gamma, mu, alpha)
         self.vis_grad = bool(vis_grad)
         self.test_with_obj = bool(test_with_obj)
         self.register_buffer('pos_grad', torch.zeros(self.num_classes))
@@ -381,8 +375,7 @@ class EQLV2Loss(BaseLoss):
         if pred.dim() != 2 or pred.shape[1] != self.num_classes + 1:
             raise ValueError(f'pred must be (N, num_classes + 1 = {self.num_classes + 1}), '
                              f'got {tuple(pred.shape)}')
-        loss = F.eqlv2_loss(pred, target, weight, reduction, avg_factor, pos_neg=self.pos_neg,
-                            gamma=self.gamma, mu=self.mu, alpha=self.alpha, **kwargs)
+        loss = super().compute(pred, target, weight, reduction, avg_factor, **kwargs)
         if self.training:
             self._collect(pred, target, weight)
         return loss
@@ -418,6 +411,5 @@ class EQLV2Loss(BaseLoss):
             return scores
         return torch.cat((scores[:, :-1] * (1 - scores[:, -1:]), scores[:, -1:]), dim=1)
 
-    def extra_repr(self) -> str:
-        return (f'num_classes={self.num_classes}, gamma={self.gamma}, mu={self.mu}, '
-                f'alpha={self.alpha}, {super().extra_repr()}')
+    def functional_kwargs(self) -> dict:
+        return {'pos_neg': self.pos_neg, **super().functional_kwargs()}

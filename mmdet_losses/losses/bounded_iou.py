@@ -1,8 +1,7 @@
 """Registered ``BoundedIoULoss``, mmdet's class of that name (Guided Anchoring's shape
 loss); the maths lives in :mod:`mmdet_losses.functional.bounded_iou`."""
-from .. import functional as F
+from ..functional import bounded_iou as F
 from ..registry import MODELS
-from ..validation import check_number
 from .base import BaseLoss
 
 __all__ = ['BoundedIoULoss']
@@ -41,16 +40,10 @@ class BoundedIoULoss(BaseLoss):
     dropin_note = ("When no weight is positive, the weighted loss (0; zeros for 'none'; NaN "
                    "for a NaN input) instead of mmdet's bare `(pred * weight).sum()` before "
                    "`loss_weight` and the reduction (docs/zoo.md).")
+    functional = F.bounded_iou_loss
+    params = ('beta', 'eps')
 
     def __init__(self, beta: float = 0.2, eps: float = 1e-3, reduction: str = 'mean',
                  loss_weight: float = 1.0):
         super().__init__(reduction, loss_weight)
-        self.beta = check_number('beta', beta, low=0.0, low_open=True)
-        self.eps = check_number('eps', eps, low=0.0)
-
-    def compute(self, pred, target, weight, reduction, avg_factor, **kwargs):
-        return F.bounded_iou_loss(pred, target, weight, reduction, avg_factor,
-                                  beta=self.beta, eps=self.eps)
-
-    def extra_repr(self) -> str:
-        return f'beta={self.beta}, eps={self.eps}, ' + super().extra_repr()
+        self.beta, self.eps = F.check_bounded_iou_params(beta, eps)

@@ -10,9 +10,12 @@ from typing import Optional
 import torch
 
 from ..functional import classification as F
-from ..functional.cls_entropy import check_mask_options
+from ..functional.cls_entropy import (check_effective_beta, check_ignore_index,
+                                      check_label_smoothing, check_mask_options,
+                                      check_temperature)
+from ..functional.cls_margin import check_hinge_params
 from ..registry import MODELS
-from ..validation import check_choice, check_int, check_number, check_numbers
+from ..validation import check_number, check_numbers
 from .base import BaseLoss
 
 __all__ = ['CrossEntropyLoss', 'BinaryCrossEntropyLoss', 'BalancedCrossEntropyLoss',
@@ -62,6 +65,10 @@ class CrossEntropyLoss(BaseLoss):
         tensor([0.6931])
     """
 
+    functional = F.cross_entropy_loss
+    params = ('class_weight', 'ignore_index', 'avg_non_ignore', 'label_smoothing',
+              'use_sigmoid', 'use_mask')
+
     def __init__(self, use_sigmoid: bool = False, use_mask: bool = False,
                  class_weight=None, ignore_index: Optional[int] = -100,
                  avg_non_ignore: bool = False, label_smoothing: float = 0.0,
@@ -80,14 +87,14 @@ class CrossEntropyLoss(BaseLoss):
         self.use_mask = bool(use_mask)
         check_numbers('class_weight', class_weight)
         self.class_weight = class_weight
-        self.ignore_index = (-100 if ignore_index is None
-                             else check_int('ignore_index', ignore_index))
+        self.ignore_index = check_ignore_index(ignore_index)
         self.avg_non_ignore = bool(avg_non_ignore)
-        self.label_smoothing = check_number('label_smoothing', label_smoothing, low=0.0,
-                                            high=1.0)
+        self.label_smoothing = check_label_smoothing(label_smoothing)
 
     def compute(self, pred, target, weight, reduction, avg_factor, ignore_index=None,
                 **kwargs):
+        """The declared call, after the ``use_soft`` target check, with the call's
+        ``ignore_index`` (if given) instead of the stored one."""
         # (a target or pred that is no real tensor is refused by the functional form)
         if self.use_soft and isinstance(target, torch.Tensor) and not target.is_complex() \
                 and isinstance(pred, torch.Tensor) \
@@ -95,11 +102,10 @@ class CrossEntropyLoss(BaseLoss):
             raise ValueError(f'target must be class probabilities of pred\'s shape '
                              f'{tuple(pred.shape)} with use_soft=True, got shape '
                              f'{tuple(target.shape)} of dtype {target.dtype}')
-        return F.cross_entropy_loss(
-            pred, target, weight, reduction, avg_factor, class_weight=self.class_weight,
-            ignore_index=self.ignore_index if ignore_index is None else ignore_index,
-            avg_non_ignore=self.avg_non_ignore, label_smoothing=self.label_smoothing,
-            use_sigmoid=self.use_sigmoid, use_mask=self.use_mask, **kwargs)
+        params = self.functional_kwargs()
+        if ignore_index is not None:  # a call may override the stored ignore_index
+            params['ignore_index'] = ignore_index
+        return self.functional(pred, target, weight, reduction, avg_factor, **params, **kwargs)
 
 
 @MODELS.register_module()
@@ -120,6 +126,9 @@ class BinaryCrossEntropyLoss(BaseLoss):
         tensor(0.4100)
     """
 
+    functional = F.binary_cross_entropy_loss
+    params = ('pos_weight', 'class_weight', 'ignore_index', 'avg_non_ignore')
+
     def __init__(self, use_sigmoid: bool = True, pos_weight=None, class_weight=None,
                  ignore_index: Optional[int] = -100, avg_non_ignore: bool = False,
                  reduction: str = 'mean', loss_weight: float = 1.0):
@@ -132,15 +141,8 @@ class BinaryCrossEntropyLoss(BaseLoss):
         check_numbers('class_weight', class_weight)
         self.pos_weight = pos_weight
         self.class_weight = class_weight
-        self.ignore_index = (-100 if ignore_index is None
-                             else check_int('ignore_index', ignore_index))
+        self.ignore_index = check_ignore_index(ignore_index)
         self.avg_non_ignore = bool(avg_non_ignore)
-
-    def compute(self, pred, target, weight, reduction, avg_factor, **kwargs):
-        return F.binary_cross_entropy_loss(
-            pred, target, weight, reduction, avg_factor, pos_weight=self.pos_weight,
-            class_weight=self.class_weight, ignore_index=self.ignore_index,
-            avg_non_ignore=self.avg_non_ignore, **kwargs)
 
 
 @MODELS.register_module()
@@ -166,6 +168,8 @@ class BalancedCrossEntropyLoss(BaseLoss):
     """
 
     inputs = 'pred: logits (N, C); target: class indices (N,)'
+    functional = F.balanced_cross_entropy_loss
+    params = ('class_counts', 'beta', 'use_sigmoid', 'ignore_index')
 
     def __init__(self, class_counts=None, beta: Optional[float] = None,
                  use_sigmoid: bool = False, ignore_index: Optional[int] = -100,
@@ -173,17 +177,9 @@ class BalancedCrossEntropyLoss(BaseLoss):
         super().__init__(reduction, loss_weight)
         check_numbers('class_counts', class_counts)
         self.class_counts = class_counts
-        self.beta = None if beta is None else check_number('beta', beta, low=0.0, high=1.0,
-                                                           high_open=True)
+        self.beta = check_effective_beta(beta)
         self.use_sigmoid = bool(use_sigmoid)
-        self.ignore_index = (-100 if ignore_index is None
-                             else check_int('ignore_index', ignore_index))
-
-    def compute(self, pred, target, weight, reduction, avg_factor, **kwargs):
-        return F.balanced_cross_entropy_loss(
-            pred, target, weight, reduction, avg_factor, class_counts=self.class_counts,
-            beta=self.beta, use_sigmoid=self.use_sigmoid, ignore_index=self.ignore_index,
-            **kwargs)
+        self.ignore_index = check_ignore_index(ignore_index)
 
 
 @MODELS.register_module()
@@ -206,6 +202,9 @@ class FocalLoss(BaseLoss):
         tensor(0.7010)
     """
 
+    functional = F.focal_loss
+    params = ('gamma', 'alpha', 'activated')
+
     def __init__(self, use_sigmoid: bool = True, gamma: float = 2.0, alpha: float = 0.25,
                  activated: bool = False, reduction: str = 'mean', loss_weight: float = 1.0):
         super().__init__(reduction, loss_weight)
@@ -213,10 +212,6 @@ class FocalLoss(BaseLoss):
         self.gamma = check_number('gamma', gamma, low=0.0)
         self.alpha = check_number('alpha', alpha, high=1.0)
         self.activated = bool(activated)
-
-    def compute(self, pred, target, weight, reduction, avg_factor, **kwargs):
-        return F.focal_loss(pred, target, weight, reduction, avg_factor, gamma=self.gamma,
-                            alpha=self.alpha, activated=self.activated, **kwargs)
 
 
 @MODELS.register_module()
@@ -237,6 +232,9 @@ class SoftmaxFocalLoss(BaseLoss):
         tensor(0.3466)
     """
 
+    functional = F.softmax_focal_loss
+    params = ('gamma', 'alpha', 'ignore_index')
+
     def __init__(self, gamma: float = 2.0, alpha=None, ignore_index: Optional[int] = -100,
                  reduction: str = 'mean', loss_weight: float = 1.0):
         super().__init__(reduction, loss_weight)
@@ -246,13 +244,7 @@ class SoftmaxFocalLoss(BaseLoss):
         else:
             check_numbers('alpha', alpha)
         self.alpha = alpha
-        self.ignore_index = (-100 if ignore_index is None
-                             else check_int('ignore_index', ignore_index))
-
-    def compute(self, pred, target, weight, reduction, avg_factor, **kwargs):
-        return F.softmax_focal_loss(pred, target, weight, reduction, avg_factor,
-                                    gamma=self.gamma, alpha=self.alpha,
-                                    ignore_index=self.ignore_index, **kwargs)
+        self.ignore_index = check_ignore_index(ignore_index)
 
 
 @MODELS.register_module()
@@ -273,6 +265,9 @@ class VarifocalLoss(BaseLoss):
         tensor(0.2383)
     """
 
+    functional = F.varifocal_loss
+    params = ('alpha', 'gamma', 'iou_weighted')
+
     def __init__(self, use_sigmoid: bool = True, alpha: float = 0.75, gamma: float = 2.0,
                  iou_weighted: bool = True, reduction: str = 'mean', loss_weight: float = 1.0):
         super().__init__(reduction, loss_weight)
@@ -280,10 +275,6 @@ class VarifocalLoss(BaseLoss):
         self.alpha = check_number('alpha', alpha, low=0.0)
         self.gamma = check_number('gamma', gamma, low=0.0)
         self.iou_weighted = bool(iou_weighted)
-
-    def compute(self, pred, target, weight, reduction, avg_factor, **kwargs):
-        return F.varifocal_loss(pred, target, weight, reduction, avg_factor, alpha=self.alpha,
-                                gamma=self.gamma, iou_weighted=self.iou_weighted, **kwargs)
 
 
 @MODELS.register_module()
@@ -304,16 +295,15 @@ class QualityFocalLoss(BaseLoss):
         tensor(0.2599)
     """
 
+    functional = F.quality_focal_loss
+    params = ('beta', 'activated')
+
     def __init__(self, use_sigmoid: bool = True, beta: float = 2.0, activated: bool = False,
                  reduction: str = 'mean', loss_weight: float = 1.0):
         super().__init__(reduction, loss_weight)
         self.use_sigmoid = _require_sigmoid('QualityFocalLoss', use_sigmoid)
         self.beta = check_number('beta', beta, low=0.0)
         self.activated = bool(activated)
-
-    def compute(self, pred, target, weight, reduction, avg_factor, **kwargs):
-        return F.quality_focal_loss(pred, target, weight, reduction, avg_factor, beta=self.beta,
-                                    activated=self.activated, **kwargs)
 
 
 @MODELS.register_module()
@@ -328,8 +318,7 @@ class DistributionFocalLoss(BaseLoss):
         tensor(1.3863)
     """
 
-    def compute(self, pred, target, weight, reduction, avg_factor, **kwargs):
-        return F.distribution_focal_loss(pred, target, weight, reduction, avg_factor, **kwargs)
+    functional = F.distribution_focal_loss
 
 
 @MODELS.register_module()
@@ -342,8 +331,7 @@ class LogisticLoss(BaseLoss):
         tensor(1.4100)
     """
 
-    def compute(self, pred, target, weight, reduction, avg_factor, **kwargs):
-        return F.logistic_loss(pred, target, weight, reduction, avg_factor, **kwargs)
+    functional = F.logistic_loss
 
 
 @MODELS.register_module()
@@ -361,18 +349,15 @@ class HingeLoss(BaseLoss):
         tensor(0.2500)
     """
 
+    functional = F.hinge_loss
+    params = ('margin', 'squared', 'multiclass')
+
     def __init__(self, margin: float = 1.0, squared: bool = False,
                  multiclass: str = 'crammer_singer', reduction: str = 'mean',
                  loss_weight: float = 1.0):
         super().__init__(reduction, loss_weight)
-        self.margin = check_number('margin', margin, low=0.0)
+        self.margin, self.multiclass = check_hinge_params(margin, multiclass)
         self.squared = bool(squared)
-        check_choice('multiclass', multiclass, ('crammer_singer', 'weston_watkins'))
-        self.multiclass = multiclass
-
-    def compute(self, pred, target, weight, reduction, avg_factor, **kwargs):
-        return F.hinge_loss(pred, target, weight, reduction, avg_factor, margin=self.margin,
-                            squared=self.squared, multiclass=self.multiclass, **kwargs)
 
 
 @MODELS.register_module()
@@ -385,8 +370,7 @@ class ExponentialLoss(BaseLoss):
         tensor(1.3679)
     """
 
-    def compute(self, pred, target, weight, reduction, avg_factor, **kwargs):
-        return F.exponential_loss(pred, target, weight, reduction, avg_factor, **kwargs)
+    functional = F.exponential_loss
 
 
 @MODELS.register_module()
@@ -404,14 +388,13 @@ class KLDivLoss(BaseLoss):
         tensor(0.)
     """
 
+    functional = F.kl_div_loss
+    params = ('temperature',)
+
     def __init__(self, temperature: float = 1.0, reduction: str = 'mean',
                  loss_weight: float = 1.0):
         super().__init__(reduction, loss_weight)
-        self.temperature = check_number('temperature', temperature, low=0.0, low_open=True)
-
-    def compute(self, pred, target, weight, reduction, avg_factor, **kwargs):
-        return F.kl_div_loss(pred, target, weight, reduction, avg_factor,
-                             temperature=self.temperature, **kwargs)
+        self.temperature = check_temperature(temperature)
 
 
 @MODELS.register_module()
@@ -426,6 +409,4 @@ class ZeroOneLoss(BaseLoss):
     """
 
     inputs = 'pred: scores f of any shape; target: labels y in {-1, 1} or {0, 1} of its shape'
-
-    def compute(self, pred, target, weight, reduction, avg_factor, **kwargs):
-        return F.zero_one_loss(pred, target, weight, reduction, avg_factor, **kwargs)
+    functional = F.zero_one_loss

@@ -84,6 +84,8 @@ class CrossEntropyCustomLoss(_CustomClassifier, CrossEntropyLoss):
 
     inputs = ('pred: logits (N, C + 1) (softmax, background last) or (N, C) (use_sigmoid); '
               'target: labels (N,) in [0, C], C the background')
+    # CrossEntropyLoss's, less label_smoothing (not an argument here: the functional form's 0)
+    params = ('class_weight', 'ignore_index', 'avg_non_ignore', 'use_sigmoid', 'use_mask')
 
     def __init__(self, use_sigmoid: bool = False, use_mask: bool = False,
                  reduction: str = 'mean', *, num_classes: int, class_weight=None,

@@ -5,9 +5,8 @@ from typing import Optional
 
 from torch import Tensor
 
-from .. import functional as F
+from ..functional import dense as F
 from ..registry import MODELS
-from ..validation import check_number
 from .base import BaseLoss
 
 __all__ = ['DiceLoss', 'GaussianFocalLoss']
@@ -54,15 +53,16 @@ class DiceLoss(BaseLoss):
     dropin_note = ("`use_sigmoid=False` with `activate=True` is a ValueError at construction "
                    "(mmdet's raises NotImplementedError at the first call); targets must lie "
                    "in [0, 1]; an infinite logit gives NaN for its mask (docs/zoo.md).")
+    functional = F.dice_loss
+    params = ('activate', 'naive_dice', 'eps')
 
     def __init__(self, use_sigmoid: bool = True, activate: bool = True,
                  reduction: str = 'mean', naive_dice: bool = False, loss_weight: float = 1.0,
                  eps: float = 1e-3):
         super().__init__(reduction, loss_weight)
         self.use_sigmoid = _flag('use_sigmoid', use_sigmoid)
-        self.activate = _flag('activate', activate)
-        self.naive_dice = _flag('naive_dice', naive_dice)
-        self.eps = check_number('eps', eps, low=0.0)
+        self.activate, self.naive_dice, self.eps = F.check_dice_params(activate, naive_dice,
+                                                                       eps)
         if activate and not use_sigmoid:
             raise ValueError('use_sigmoid must be True when activate=True: the sigmoid is the '
                              "one activation DiceLoss applies (mmdet's raises "
@@ -74,13 +74,6 @@ class DiceLoss(BaseLoss):
         return super().forward(pred, target, weight=weight, avg_factor=avg_factor,
                                reduction_override=reduction_override)
 
-    def compute(self, pred, target, weight, reduction, avg_factor, **kwargs):
-        return F.dice_loss(pred, target, weight, reduction, avg_factor, eps=self.eps,
-                           naive_dice=self.naive_dice, activate=self.activate)
-
-    def extra_repr(self) -> str:
-        return (f'activate={self.activate}, naive_dice={self.naive_dice}, eps={self.eps}, '
-                + super().extra_repr())
 
 
 @MODELS.register_module()
@@ -118,14 +111,14 @@ class GaussianFocalLoss(BaseLoss):
                    "reduction 'none' returns the (N, C) map of both terms and `weight` is "
                    "refused (mmdet's ignores it); pred and target must lie in [0, 1] "
                    "(docs/zoo.md).")
+    functional = F.gaussian_focal_loss
+    params = ('alpha', 'gamma', 'pos_weight', 'neg_weight')
 
     def __init__(self, alpha: float = 2.0, gamma: float = 4.0, reduction: str = 'mean',
                  loss_weight: float = 1.0, pos_weight: float = 1.0, neg_weight: float = 1.0):
         super().__init__(reduction, loss_weight)
-        self.alpha = check_number('alpha', alpha, low=0.0)
-        self.gamma = check_number('gamma', gamma, low=0.0)
-        self.pos_weight = check_number('pos_weight', pos_weight)
-        self.neg_weight = check_number('neg_weight', neg_weight)
+        self.alpha, self.gamma, self.pos_weight, self.neg_weight = \
+            F.check_gaussian_focal_params(alpha, gamma, pos_weight, neg_weight)
 
     def forward(self, pred: Tensor, target: Tensor, weight: Optional[Tensor] = None,
                 avg_factor=None, reduction_override: Optional[str] = None,
@@ -138,13 +131,3 @@ class GaussianFocalLoss(BaseLoss):
                             '(pass pos_inds and pos_labels as keywords)')
         return super().forward(pred, target, weight, avg_factor, reduction_override,
                                pos_inds=pos_inds, pos_labels=pos_labels)
-
-    def compute(self, pred, target, weight, reduction, avg_factor, **kwargs):
-        return F.gaussian_focal_loss(pred, target, weight, reduction, avg_factor,
-                                     alpha=self.alpha, gamma=self.gamma,
-                                     pos_weight=self.pos_weight, neg_weight=self.neg_weight,
-                                     **kwargs)
-
-    def extra_repr(self) -> str:
-        return (f'alpha={self.alpha}, gamma={self.gamma}, pos_weight={self.pos_weight}, '
-                f'neg_weight={self.neg_weight}, ' + super().extra_repr())

@@ -5,9 +5,8 @@ from typing import Optional
 
 from torch import Tensor
 
-from .. import functional as F
+from ..functional import distillation as F
 from ..registry import MODELS
-from ..validation import check_number
 from .base import BaseLoss
 
 __all__ = ['KnowledgeDistillationKLDivLoss']
@@ -41,19 +40,14 @@ class KnowledgeDistillationKLDivLoss(BaseLoss):
     inputs = 'pred: student logits (N, C); soft_label: teacher logits (N, C)'
     #: read by the drop-in table (docs/dropin.md)
     dropin_note = 'Any `T > 0` is accepted (mmdet asserts `T >= 1`) (docs/zoo.md).'
+    functional = F.knowledge_distillation_kl_div_loss
+    params = ('T',)
 
     def __init__(self, reduction: str = 'mean', loss_weight: float = 1.0, T: float = 10):
         super().__init__(reduction, loss_weight)
-        self.T = check_number('T', T, low=0.0, low_open=True)
+        self.T = F.check_distillation_temperature(T)
 
     def forward(self, pred: Tensor, soft_label: Tensor, weight: Optional[Tensor] = None,
                 avg_factor=None, reduction_override: Optional[str] = None) -> Tensor:
         """``soft_label``: the teacher's logits, of pred's shape (mmdet's argument name)."""
         return super().forward(pred, soft_label, weight, avg_factor, reduction_override)
-
-    def compute(self, pred, target, weight, reduction, avg_factor, **kwargs):
-        return F.knowledge_distillation_kl_div_loss(pred, target, weight, reduction,
-                                                    avg_factor, T=self.T)
-
-    def extra_repr(self) -> str:
-        return f'T={self.T}, ' + super().extra_repr()

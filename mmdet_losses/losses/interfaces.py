@@ -11,17 +11,11 @@ from torch import Tensor
 
 from ..functional import interfaces as F
 from ..registry import MODELS
-from ..validation import check_choice, check_int, check_number, check_numbers, check_reduction
+from ..validation import check_numbers, check_reduction
 from .base import BaseLoss
 from .iou import _BoxLoss
 
 __all__ = ['ExtendedIoULoss', 'YOLOIoULoss', 'LabelSmoothLoss', 'AsymmetricLoss']
-
-
-def _check_bool(name: str, value) -> bool:
-    if not isinstance(value, bool):
-        raise TypeError(f'{name} must be a bool, got {type(value).__name__} {value!r}')
-    return value
 
 
 @MODELS.register_module()
@@ -41,14 +35,13 @@ class ExtendedIoULoss(_BoxLoss):
         tensor(0.6167)
     """
 
+    functional = F.extended_iou_loss
+    params = ('smooth_point', 'box_format', 'eps')
+
     def __init__(self, eps: float = 1e-6, reduction: str = 'mean', loss_weight: float = 1.0,
                  smooth_point: float = 0.1, box_format: str = 'xyxy') -> None:
         super().__init__(box_format, eps, reduction, loss_weight)
-        self.smooth_point = check_number('smooth_point', smooth_point, low=0.0, low_open=True)
-
-    def compute(self, pred, target, weight, reduction, avg_factor, **kwargs):
-        return F.extended_iou_loss(pred, target, weight, reduction, avg_factor,
-                                   **self._params(kwargs, smooth_point=self.smooth_point))
+        self.smooth_point = F.check_smooth_point(smooth_point)
 
 
 @MODELS.register_module()
@@ -77,19 +70,20 @@ class YOLOIoULoss(BaseLoss):
     """
 
     inputs = "pred and target: boxes (..., 4), bbox_format 'xywh' (centre, size) or 'xyxy'"
+    functional = F.yolo_iou_loss
+    params = ('iou_mode', 'bbox_format', 'eps')
+    repr_params = ('iou_mode', 'bbox_format', 'return_iou')
 
     def __init__(self, iou_mode: str = 'ciou', bbox_format: str = 'xywh', eps: float = 1e-7,
                  reduction: str = 'mean', loss_weight: float = 1.0, return_iou: bool = True):
         super().__init__(reduction, loss_weight)
-        F._yolo_check(iou_mode, bbox_format, eps)
+        _, self.eps = F.check_yolo_params(iou_mode, bbox_format, eps)
         self.iou_mode, self.bbox_format = iou_mode, bbox_format
-        self.eps = check_number('eps', eps, low=0.0, low_open=True)
-        self.return_iou = _check_bool('return_iou', return_iou)
+        self.return_iou = F.check_bool('return_iou', return_iou)
 
     def _call(self, pred, target, weight, reduction, avg_factor) -> Tuple[Tensor, Tensor]:
-        return F.yolo_iou_loss(pred, target, weight, reduction, avg_factor,
-                               iou_mode=self.iou_mode, bbox_format=self.bbox_format,
-                               eps=self.eps, return_iou=True)
+        return self.functional(pred, target, weight, reduction, avg_factor,
+                               **self.functional_kwargs(), return_iou=True)
 
     def forward(self, pred: Tensor, target: Tensor, weight: Optional[Tensor] = None,
                 avg_factor: Optional[Union[Number, Tensor]] = None,
@@ -106,10 +100,6 @@ class YOLOIoULoss(BaseLoss):
 
     def compute(self, pred, target, weight, reduction, avg_factor, **kwargs):
         return self._call(pred, target, weight, reduction, avg_factor)[0]
-
-    def extra_repr(self) -> str:
-        return (f'iou_mode={self.iou_mode!r}, bbox_format={self.bbox_format!r}, '
-                f'return_iou={self.return_iou}, {super().extra_repr()}')
 
 
 @MODELS.register_module()
@@ -136,43 +126,27 @@ class LabelSmoothLoss(BaseLoss):
     """
 
     inputs = 'pred: logits (N, C); target: class indices (N,) or one-hot-like (N, C)'
+    functional = F.label_smooth_loss
+    params = ('label_smooth_val', 'num_classes', 'use_sigmoid', 'mode', 'class_weight',
+              'pos_weight')
+    repr_params = ('label_smooth_val', 'mode', 'use_sigmoid')
 
     def __init__(self, label_smooth_val: float, num_classes: Optional[int] = None,
                  use_sigmoid: Optional[bool] = None, mode: str = 'original',
                  reduction: str = 'mean', loss_weight: float = 1.0, class_weight=None,
                  pos_weight=None) -> None:
         super().__init__(reduction, loss_weight)
-        self.label_smooth_val = check_number('label_smooth_val', label_smooth_val, low=0.0,
-                                             high=1.0, high_open=True)
-        check_choice('mode', mode, F.LABEL_SMOOTH_MODES)
-        self.mode = mode
-        self.num_classes = None if num_classes is None else check_int('num_classes',
-                                                                      num_classes)
-        if self.num_classes is not None and self.num_classes < 1:
-            raise ValueError(f'num_classes must be >= 1, got {num_classes}')
-        if use_sigmoid is None:
-            use_sigmoid = mode == 'multi_label'
-        self.use_sigmoid = _check_bool('use_sigmoid', use_sigmoid)
-        if mode == 'multi_label' and not use_sigmoid:
+        self.label_smooth_val, self.mode, self.num_classes, self.use_sigmoid = \
+            F.check_label_smooth_params(label_smooth_val, mode, num_classes, use_sigmoid,
+                                        pos_weight)
+        if mode == 'multi_label' and not self.use_sigmoid:
             warnings.warn("LabelSmoothLoss(mode='multi_label') with use_sigmoid=False uses the "
                           "softmax cross-entropy; multi-label tasks want use_sigmoid=True",
                           UserWarning, stacklevel=2)
-        if pos_weight is not None and not self.use_sigmoid:
-            raise ValueError('pos_weight weights the positive term of the binary '
-                             'cross-entropy: it needs use_sigmoid=True, got use_sigmoid=False')
         check_numbers('class_weight', class_weight)
         check_numbers('pos_weight', pos_weight)
         self.class_weight, self.pos_weight = class_weight, pos_weight
 
-    def compute(self, pred, target, weight, reduction, avg_factor, **kwargs):
-        return F.label_smooth_loss(
-            pred, target, weight, reduction, avg_factor, label_smooth_val=self.label_smooth_val,
-            num_classes=self.num_classes, use_sigmoid=self.use_sigmoid, mode=self.mode,
-            class_weight=self.class_weight, pos_weight=self.pos_weight, **kwargs)
-
-    def extra_repr(self) -> str:
-        return (f'label_smooth_val={self.label_smooth_val}, mode={self.mode!r}, '
-                f'use_sigmoid={self.use_sigmoid}, {super().extra_repr()}')
 
 
 @MODELS.register_module()
@@ -193,23 +167,13 @@ class AsymmetricLoss(BaseLoss):
     """
 
     inputs = 'pred: logits (N, C); target: 0/1 labels (N, C) or class indices (N,)'
+    functional = F.asymmetric_loss
+    params = ('gamma_pos', 'gamma_neg', 'clip', 'use_sigmoid', 'eps')
+    repr_params = ('gamma_pos', 'gamma_neg', 'clip')
 
     def __init__(self, gamma_pos: float = 0.0, gamma_neg: float = 4.0, clip: float = 0.05,
                  reduction: str = 'mean', loss_weight: float = 1.0, use_sigmoid: bool = True,
                  eps: float = 1e-8) -> None:
         super().__init__(reduction, loss_weight)
-        self.gamma_pos = check_number('gamma_pos', gamma_pos, low=0.0)
-        self.gamma_neg = check_number('gamma_neg', gamma_neg, low=0.0)
-        self.clip = check_number('clip', clip, low=0.0, high=1.0)
-        self.use_sigmoid = _check_bool('use_sigmoid', use_sigmoid)
-        self.eps = check_number('eps', eps, low=0.0, low_open=True)
-
-    def compute(self, pred, target, weight, reduction, avg_factor, **kwargs):
-        return F.asymmetric_loss(pred, target, weight, reduction, avg_factor,
-                                 gamma_pos=self.gamma_pos, gamma_neg=self.gamma_neg,
-                                 clip=self.clip, use_sigmoid=self.use_sigmoid, eps=self.eps,
-                                 **kwargs)
-
-    def extra_repr(self) -> str:
-        return (f'gamma_pos={self.gamma_pos}, gamma_neg={self.gamma_neg}, clip={self.clip}, '
-                f'{super().extra_repr()}')
+        self.gamma_pos, self.gamma_neg, self.clip, self.eps, self.use_sigmoid = \
+            F.check_asymmetric_params(gamma_pos, gamma_neg, clip, eps, use_sigmoid)

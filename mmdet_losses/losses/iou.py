@@ -11,10 +11,8 @@ from typing import Optional, Sequence, Union
 
 import torch
 
-from ..boxes import BOX_FORMATS
 from ..functional import iou as F
 from ..registry import MODELS
-from ..validation import check_choice, check_number
 from .base import BaseLoss
 
 __all__ = ['IoULoss', 'GIoULoss', 'DIoULoss', 'CIoULoss', 'EIoULoss', 'SIoULoss', 'WIoULoss',
@@ -23,23 +21,27 @@ __all__ = ['IoULoss', 'GIoULoss', 'DIoULoss', 'CIoULoss', 'EIoULoss', 'SIoULoss'
 
 
 class _BoxLoss(BaseLoss):
-    """A box loss: stores the validated ``box_format`` and ``eps`` every variant takes."""
+    """A box loss: stores the validated ``box_format`` and ``eps`` every variant takes (each
+    declares them in its ``params``); a call's keyword arguments override the stored
+    parameters (``img_size=`` of MPDIoULoss, ``box_format=`` of a head)."""
 
     inputs = 'pred and target: boxes (..., 4) in box_format (xyxy by default)'
 
     def __init__(self, box_format: str = 'xyxy', eps: Optional[float] = 1e-7,
                  reduction: str = 'mean', loss_weight: float = 1.0) -> None:
         super().__init__(reduction, loss_weight)
-        check_choice('box_format', box_format, BOX_FORMATS)
-        self.box_format = box_format
-        self.eps = None if eps is None else F._check_eps(eps)
+        self.box_format = F.check_box_format(box_format)
+        self.eps = None if eps is None else F.check_eps(eps)
 
-    def _params(self, call_kwargs: dict, **params) -> dict:
-        """The stored parameters and ``params``, overridden by a call's ``call_kwargs``."""
-        common = {'box_format': self.box_format}
-        if self.eps is not None:
-            common['eps'] = self.eps
-        return {**common, **params, **call_kwargs}
+    def functional_kwargs(self) -> dict:
+        kwargs = super().functional_kwargs()
+        if 'eps' in kwargs and kwargs['eps'] is None:  # eps=None: the functional's default
+            del kwargs['eps']
+        return kwargs
+
+    def compute(self, pred, target, weight, reduction, avg_factor, **kwargs):
+        return self.functional(pred, target, weight, reduction, avg_factor,
+                               **{**self.functional_kwargs(), **kwargs})
 
 
 @MODELS.register_module()
@@ -60,19 +62,18 @@ class IoULoss(_BoxLoss):
         tensor(0.6667)
     """
 
+    functional = F.iou_loss
+    params = ('mode', 'box_format', 'eps')
+
     def __init__(self, mode: str = 'log', box_format: str = 'xyxy', eps: float = 1e-6,
                  reduction: str = 'mean', loss_weight: float = 1.0, linear: bool = False):
         super().__init__(box_format, eps, reduction, loss_weight)
-        check_choice('mode', mode, F.IOU_LOSS_MODES)
+        F.check_iou_mode(mode)
         if linear:
             warnings.warn("IoULoss(linear=True) is deprecated, use mode='linear'",
                           DeprecationWarning)
             mode = 'linear'
         self.mode = mode
-
-    def compute(self, pred, target, weight, reduction, avg_factor, **kwargs):
-        return F.iou_loss(pred, target, weight, reduction, avg_factor,
-                          **self._params(kwargs, mode=self.mode))
 
 
 @MODELS.register_module()
@@ -87,12 +88,12 @@ class GIoULoss(_BoxLoss):
         tensor(3.)
     """
 
+    functional = F.giou_loss
+    params = ('box_format', 'eps')
+
     def __init__(self, box_format: str = 'xyxy', eps: float = 1e-6, reduction: str = 'mean',
                  loss_weight: float = 1.0):
         super().__init__(box_format, eps, reduction, loss_weight)
-
-    def compute(self, pred, target, weight, reduction, avg_factor, **kwargs):
-        return F.giou_loss(pred, target, weight, reduction, avg_factor, **self._params(kwargs))
 
 
 @MODELS.register_module()
@@ -107,12 +108,12 @@ class DIoULoss(_BoxLoss):
         tensor(1.2500)
     """
 
+    functional = F.diou_loss
+    params = ('box_format', 'eps')
+
     def __init__(self, box_format: str = 'xyxy', eps: float = 1e-6, reduction: str = 'mean',
                  loss_weight: float = 1.0):
         super().__init__(box_format, eps, reduction, loss_weight)
-
-    def compute(self, pred, target, weight, reduction, avg_factor, **kwargs):
-        return F.diou_loss(pred, target, weight, reduction, avg_factor, **self._params(kwargs))
 
 
 @MODELS.register_module()
@@ -131,14 +132,13 @@ class CIoULoss(_BoxLoss):
         tensor(0.3533)
     """
 
+    functional = F.ciou_loss
+    params = ('iou_gate', 'box_format', 'eps')
+
     def __init__(self, iou_gate: Optional[float] = 0.5, box_format: str = 'xyxy',
                  eps: float = 1e-6, reduction: str = 'mean', loss_weight: float = 1.0):
         super().__init__(box_format, eps, reduction, loss_weight)
-        self.iou_gate = F._check_gate(iou_gate)
-
-    def compute(self, pred, target, weight, reduction, avg_factor, **kwargs):
-        return F.ciou_loss(pred, target, weight, reduction, avg_factor,
-                           **self._params(kwargs, iou_gate=self.iou_gate))
+        self.iou_gate = F.check_iou_gate(iou_gate)
 
 
 @MODELS.register_module()
@@ -159,6 +159,9 @@ class EIoULoss(_BoxLoss):
         tensor(0.8000)
     """
 
+    functional = F.eiou_loss
+    params = ('gamma', 'box_format', 'eps')
+
     def __init__(self, gamma: float = 0.0, box_format: str = 'xyxy', eps: float = 1e-6,
                  reduction: str = 'mean', loss_weight: float = 1.0,
                  smooth_point: None = None):
@@ -168,11 +171,7 @@ class EIoULoss(_BoxLoss):
                 f'{smooth_point!r}): mmdet\'s EIoULoss(smooth_point=...) is the Extended-IoU '
                 f'loss, which is ExtendedIoULoss here (type=\'mmdet_losses.ExtendedIoULoss\')')
         super().__init__(box_format, eps, reduction, loss_weight)
-        self.gamma = check_number('gamma', gamma, low=0.0)
-
-    def compute(self, pred, target, weight, reduction, avg_factor, **kwargs):
-        return F.eiou_loss(pred, target, weight, reduction, avg_factor,
-                           **self._params(kwargs, gamma=self.gamma))
+        self.gamma = F.check_eiou_gamma(gamma)
 
 
 @MODELS.register_module()
@@ -198,18 +197,13 @@ class SIoULoss(_BoxLoss):
         tensor(0.5422)
     """
 
+    functional = F.siou_loss
+    params = ('theta', 'neg_gamma', 'box_format', 'eps')
+
     def __init__(self, theta: float = 4.0, box_format: str = 'xyxy', eps: float = 1e-6,
                  reduction: str = 'mean', loss_weight: float = 1.0, neg_gamma: bool = True):
         super().__init__(box_format, eps, reduction, loss_weight)
-        self.theta = check_number('theta', theta, low=1.0)
-        if not isinstance(neg_gamma, bool):
-            raise TypeError(f'neg_gamma must be a bool, got {type(neg_gamma).__name__} '
-                            f'{neg_gamma!r}')
-        self.neg_gamma = neg_gamma
-
-    def compute(self, pred, target, weight, reduction, avg_factor, **kwargs):
-        return F.siou_loss(pred, target, weight, reduction, avg_factor,
-                           **self._params(kwargs, theta=self.theta, neg_gamma=self.neg_gamma))
+        self.theta, self.neg_gamma = F.check_siou_params(theta, neg_gamma)
 
 
 @MODELS.register_module()
@@ -246,16 +240,16 @@ class WIoULoss(_BoxLoss):
         tensor(0.8333)
     """
 
+    functional = F.wiou_loss
+    params = ('version', 'alpha', 'delta', 'momentum', 'sync', 'box_format', 'eps')
+
     def __init__(self, version: str = 'v3', alpha: float = 1.9, delta: float = 3.0,
                  momentum: float = 0.01, sync: bool = True, box_format: str = 'xyxy',
                  eps: float = 1e-7, reduction: str = 'mean', loss_weight: float = 1.0):
         super().__init__(box_format, eps, reduction, loss_weight)
-        check_choice('version', version, F.WIOU_VERSIONS)
+        self.version, self.alpha, self.delta, self.momentum = F.check_wiou_params(
+            version, alpha, delta, momentum)
         self.sync = bool(sync)
-        self.version = version
-        self.alpha = check_number('alpha', alpha, low=0.0, low_open=True)
-        self.delta = check_number('delta', delta, low=0.0, low_open=True)
-        self.momentum = check_number('momentum', momentum, low=0.0, high=1.0)
         self.register_buffer('running_mean', torch.ones(()))
 
     def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys,
@@ -273,11 +267,9 @@ class WIoULoss(_BoxLoss):
         super()._load_from_state_dict(state_dict, prefix, local_metadata, strict,
                                       missing_keys, unexpected_keys, error_msgs)
 
-    def compute(self, pred, target, weight, reduction, avg_factor, **kwargs):
-        return F.wiou_loss(pred, target, weight, reduction, avg_factor, **self._params(
-            kwargs, version=self.version, alpha=self.alpha, delta=self.delta,
-            momentum=self.momentum, running_mean=self.running_mean, training=self.training,
-            sync=self.sync))
+    def functional_kwargs(self) -> dict:
+        return {**super().functional_kwargs(), 'running_mean': self.running_mean,
+                'training': self.training}
 
 
 @MODELS.register_module()
@@ -296,16 +288,13 @@ class AlphaIoULoss(_BoxLoss):
         tensor(0.8889)
     """
 
+    functional = F.alpha_iou_loss
+    params = ('alpha', 'base', 'box_format', 'eps')
+
     def __init__(self, alpha: float = 3.0, base: str = 'iou', box_format: str = 'xyxy',
                  eps: float = 1e-7, reduction: str = 'mean', loss_weight: float = 1.0):
         super().__init__(box_format, eps, reduction, loss_weight)
-        self.alpha = check_number('alpha', alpha, low=0.0, low_open=True)
-        check_choice('base', base, F.ALPHA_IOU_BASES)
-        self.base = base
-
-    def compute(self, pred, target, weight, reduction, avg_factor, **kwargs):
-        return F.alpha_iou_loss(pred, target, weight, reduction, avg_factor,
-                                **self._params(kwargs, alpha=self.alpha, base=self.base))
+        self.alpha, self.base = F.check_alpha_iou_params(alpha, base)
 
 
 @MODELS.register_module()
@@ -325,14 +314,13 @@ class MPDIoULoss(_BoxLoss):
         (tensor(0.7667), tensor(0.6667))
     """
 
+    functional = F.mpdiou_loss
+    params = ('img_size', 'box_format', 'eps')
+
     def __init__(self, img_size: Union[float, Sequence[float]], box_format: str = 'xyxy',
                  eps: float = 1e-7, reduction: str = 'mean', loss_weight: float = 1.0):
         super().__init__(box_format, eps, reduction, loss_weight)
-        self.img_size = F._check_img_size(img_size)
-
-    def compute(self, pred, target, weight, reduction, avg_factor, **kwargs):
-        return F.mpdiou_loss(pred, target, weight, reduction, avg_factor,
-                             **self._params(kwargs, img_size=self.img_size))
+        self.img_size = F.check_img_size(img_size)
 
 
 @MODELS.register_module()
@@ -351,16 +339,13 @@ class InnerIoULoss(_BoxLoss):
         tensor(1.)
     """
 
+    functional = F.inner_iou_loss
+    params = ('ratio', 'base', 'box_format', 'eps')
+
     def __init__(self, ratio: float = 0.75, base: str = 'iou', box_format: str = 'xyxy',
                  eps: float = 1e-7, reduction: str = 'mean', loss_weight: float = 1.0):
         super().__init__(box_format, eps, reduction, loss_weight)
-        self.ratio = check_number('ratio', ratio, low=0.0, low_open=True)
-        check_choice('base', base, F.COMPOSITE_BASES)
-        self.base = base
-
-    def compute(self, pred, target, weight, reduction, avg_factor, **kwargs):
-        return F.inner_iou_loss(pred, target, weight, reduction, avg_factor,
-                                **self._params(kwargs, ratio=self.ratio, base=self.base))
+        self.ratio, self.base = F.check_inner_iou_params(ratio, base)
 
 
 @MODELS.register_module()
@@ -379,20 +364,14 @@ class FocalerIoULoss(_BoxLoss):
         tensor(0.3333)
     """
 
+    functional = F.focaler_iou_loss
+    params = ('d', 'u', 'base', 'box_format', 'eps')
+
     def __init__(self, d: float = 0.0, u: float = 0.95, base: str = 'iou',
                  box_format: str = 'xyxy', eps: float = 1e-7, reduction: str = 'mean',
                  loss_weight: float = 1.0):
         super().__init__(box_format, eps, reduction, loss_weight)
-        self.d = check_number('d', d, low=0.0, high=1.0)
-        self.u = check_number('u', u, low=0.0, high=1.0)
-        if not self.d < self.u:
-            raise ValueError(f'd must be less than u, got d={d} and u={u}')
-        check_choice('base', base, F.COMPOSITE_BASES)
-        self.base = base
-
-    def compute(self, pred, target, weight, reduction, avg_factor, **kwargs):
-        return F.focaler_iou_loss(pred, target, weight, reduction, avg_factor,
-                                  **self._params(kwargs, d=self.d, u=self.u, base=self.base))
+        self.d, self.u, self.base = F.check_focaler_iou_params(d, u, base)
 
 
 @MODELS.register_module()
@@ -410,14 +389,13 @@ class ShapeIoULoss(_BoxLoss):
         tensor(0.7436)
     """
 
+    functional = F.shape_iou_loss
+    params = ('scale', 'box_format', 'eps')
+
     def __init__(self, scale: float = 0.0, box_format: str = 'xyxy', eps: float = 1e-7,
                  reduction: str = 'mean', loss_weight: float = 1.0):
         super().__init__(box_format, eps, reduction, loss_weight)
-        self.scale = check_number('scale', scale, low=0.0)
-
-    def compute(self, pred, target, weight, reduction, avg_factor, **kwargs):
-        return F.shape_iou_loss(pred, target, weight, reduction, avg_factor,
-                                **self._params(kwargs, scale=self.scale))
+        self.scale = F.check_shape_iou_scale(scale)
 
 
 @MODELS.register_module()
@@ -435,11 +413,10 @@ class NWDLoss(_BoxLoss):
         tensor(0.6321)
     """
 
+    functional = F.nwd_loss
+    params = ('constant', 'box_format')
+
     def __init__(self, constant: float = 12.8, box_format: str = 'xyxy',
                  reduction: str = 'mean', loss_weight: float = 1.0):
         super().__init__(box_format, None, reduction, loss_weight)
-        self.constant = check_number('constant', constant, low=0.0, low_open=True)
-
-    def compute(self, pred, target, weight, reduction, avg_factor, **kwargs):
-        return F.nwd_loss(pred, target, weight, reduction, avg_factor,
-                          **self._params(kwargs, constant=self.constant))
+        self.constant = F.check_nwd_constant(constant)

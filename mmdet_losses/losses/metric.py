@@ -19,7 +19,6 @@ from torch import Tensor, nn
 
 from ..functional import metric as F
 from ..registry import MODELS
-from ..validation import check_choice, check_number
 from .base import BaseLoss
 
 __all__ = ['TripletLoss', 'ContrastiveLoss', 'CenterLoss']
@@ -54,7 +53,8 @@ def gather_batch(*tensors: Optional[Tensor]) -> Tuple[Optional[Tensor], ...]:
 
 
 class _BatchLoss(BaseLoss):
-    """A loss of a whole batch of embeddings, optionally gathered over the DDP ranks."""
+    """A loss of a whole batch of embeddings, optionally gathered over the DDP ranks: the
+    declared functional form called on :meth:`batch`."""
 
     def __init__(self, gather_distributed: bool = False, reduction: str = 'mean',
                  loss_weight: float = 1.0) -> None:
@@ -70,8 +70,9 @@ class _BatchLoss(BaseLoss):
             return pred, target, weight
         return gather_batch(pred, target, weight)
 
-    def extra_repr(self) -> str:
-        return f'gather_distributed={self.gather_distributed}, {super().extra_repr()}'
+    def compute(self, pred, target, weight, reduction, avg_factor, **kwargs):
+        return self.functional(*self.batch(pred, target, weight), reduction, avg_factor,
+                               **self.functional_kwargs(), **kwargs)
 
 
 @MODELS.register_module()
@@ -104,14 +105,16 @@ class TripletLoss(_BatchLoss):
         tensor(0.4125)
     """
 
+    functional = F.triplet_loss
+    params = ('margin', 'p', 'mining', 'soft_margin', 'normalize')
+    repr_params = (*params, 'gather_distributed')
+
     def __init__(self, margin: float = 0.3, p: float = 2.0, mining: str = 'batch_hard',
                  soft_margin: bool = False, normalize: bool = False,
                  hard_mining: Optional[bool] = None, gather_distributed: bool = False,
                  reduction: str = 'mean', loss_weight: float = 1.0) -> None:
         super().__init__(gather_distributed, reduction, loss_weight)
-        self.margin = check_number('margin', margin, low=0.0)
-        self.p = check_number('p', p, low=1.0, allow_inf=True)
-        check_choice('mining', mining, F.MINING_MODES)
+        self.margin, self.p, mining = F.check_triplet_params(margin, p, mining)
         if hard_mining is not None:
             if not isinstance(hard_mining, bool):
                 raise TypeError(f'hard_mining must be a bool or None, '
@@ -125,11 +128,6 @@ class TripletLoss(_BatchLoss):
         self.soft_margin = bool(soft_margin)
         self.normalize = bool(normalize)
 
-    def compute(self, pred, target, weight, reduction, avg_factor, **kwargs):
-        return F.triplet_loss(*self.batch(pred, target, weight), reduction, avg_factor,
-                              margin=self.margin, p=self.p, mining=self.mining,
-                              soft_margin=self.soft_margin, normalize=self.normalize,
-                              **kwargs)
 
 
 @MODELS.register_module()
@@ -151,20 +149,20 @@ class ContrastiveLoss(_BatchLoss):
         tensor(0.2500)
     """
 
+    functional = F.pairwise_contrastive_loss
+    params = ('margin',)
+    repr_params = (*params, 'gather_distributed')
+
     def __init__(self, margin: float = 1.0, gather_distributed: bool = False,
                  reduction: str = 'mean', loss_weight: float = 1.0) -> None:
         super().__init__(gather_distributed, reduction, loss_weight)
-        self.margin = check_number('margin', margin, low=0.0)
+        self.margin = F.check_contrastive_margin(margin)
 
     def batch(self, pred, target, weight):
         if self.gather_distributed and weight is not None:
             raise ValueError('weight must be None with gather_distributed=True (a per-pair '
                              f'weight cannot be gathered), got shape {tuple(weight.shape)}')
         return super().batch(pred, target, weight)
-
-    def compute(self, pred, target, weight, reduction, avg_factor, **kwargs):
-        return F.pairwise_contrastive_loss(*self.batch(pred, target, weight), reduction,
-                                           avg_factor, margin=self.margin, **kwargs)
 
 
 @MODELS.register_module()
@@ -191,6 +189,9 @@ class CenterLoss(BaseLoss):
         tensor(6.5000, grad_fn=<...>)
     """
 
+    functional = F.center_loss
+    repr_params = ('num_classes', 'feat_dim')
+
     def __init__(self, num_classes: int, feat_dim: int, reduction: str = 'mean',
                  loss_weight: float = 1.0) -> None:
         super().__init__(reduction, loss_weight)
@@ -202,10 +203,5 @@ class CenterLoss(BaseLoss):
         self.num_classes, self.feat_dim = num_classes, feat_dim
         self.centers = nn.Parameter(torch.randn(num_classes, feat_dim))
 
-    def compute(self, pred, target, weight, reduction, avg_factor, **kwargs):
-        return F.center_loss(pred, target, weight, reduction, avg_factor,
-                             centers=self.centers, **kwargs)
-
-    def extra_repr(self) -> str:
-        return f'num_classes={self.num_classes}, feat_dim={self.feat_dim}, ' \
-               f'{super().extra_repr()}'
+    def functional_kwargs(self) -> dict:
+        return {'centers': self.centers}

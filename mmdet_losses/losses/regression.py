@@ -1,7 +1,6 @@
 """Registered regression loss modules; the maths lives in :mod:`mmdet_losses.functional`."""
 from ..functional import regression as F
 from ..registry import MODELS
-from ..validation import check_number
 from .base import BaseLoss
 
 __all__ = ['L1Loss', 'MSELoss', 'RMSELoss', 'SmoothL1Loss', 'BalancedL1Loss']
@@ -19,9 +18,7 @@ class L1Loss(BaseLoss):
     """
 
     inputs = SAME_SHAPE_INPUTS
-
-    def compute(self, pred, target, weight, reduction, avg_factor, **kwargs):
-        return F.l1_loss(pred, target, weight, reduction, avg_factor, **kwargs)
+    functional = F.l1_loss
 
 
 @MODELS.register_module()
@@ -34,9 +31,7 @@ class MSELoss(BaseLoss):
     """
 
     inputs = SAME_SHAPE_INPUTS
-
-    def compute(self, pred, target, weight, reduction, avg_factor, **kwargs):
-        return F.mse_loss(pred, target, weight, reduction, avg_factor, **kwargs)
+    functional = F.mse_loss
 
 
 @MODELS.register_module()
@@ -50,9 +45,7 @@ class RMSELoss(BaseLoss):
     """
 
     inputs = SAME_SHAPE_INPUTS
-
-    def compute(self, pred, target, weight, reduction, avg_factor, **kwargs):
-        return F.rmse_loss(pred, target, weight, reduction, avg_factor, **kwargs)
+    functional = F.rmse_loss
 
 
 @MODELS.register_module()
@@ -69,14 +62,12 @@ class SmoothL1Loss(BaseLoss):
     """
 
     inputs = SAME_SHAPE_INPUTS
+    functional = F.smooth_l1_loss
+    params = ('beta',)
 
     def __init__(self, beta: float = 1.0, reduction: str = 'mean', loss_weight: float = 1.0):
         super().__init__(reduction, loss_weight)
-        self.beta = check_number('beta', beta, low=0.0)
-
-    def compute(self, pred, target, weight, reduction, avg_factor, **kwargs):
-        return F.smooth_l1_loss(pred, target, weight, reduction, avg_factor, beta=self.beta,
-                                **kwargs)
+        self.beta = F.check_smooth_l1_params(beta)
 
 
 @MODELS.register_module()
@@ -94,14 +85,10 @@ class BalancedL1Loss(BaseLoss):
     """
 
     inputs = SAME_SHAPE_INPUTS
+    functional = F.balanced_l1_loss
+    params = ('alpha', 'gamma', 'beta')
 
     def __init__(self, alpha: float = 0.5, gamma: float = 1.5, beta: float = 1.0,
                  reduction: str = 'mean', loss_weight: float = 1.0):
         super().__init__(reduction, loss_weight)
-        self.alpha = check_number('alpha', alpha, low=0.0, low_open=True)
-        self.gamma = check_number('gamma', gamma, low=0.0, low_open=True)
-        self.beta = check_number('beta', beta, low=0.0, low_open=True)
-
-    def compute(self, pred, target, weight, reduction, avg_factor, **kwargs):
-        return F.balanced_l1_loss(pred, target, weight, reduction, avg_factor,
-                                  alpha=self.alpha, gamma=self.gamma, beta=self.beta, **kwargs)
+        self.alpha, self.gamma, self.beta = F.check_balanced_l1_params(alpha, gamma, beta)

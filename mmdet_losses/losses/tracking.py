@@ -1,9 +1,8 @@
 """Registered tracking losses: ``L2Loss`` and ``MarginL2Loss``, mmdet's classes of those names
 (QDTrack's auxiliary track loss); the maths lives in
 :mod:`mmdet_losses.functional.tracking`."""
-from .. import functional as F
+from ..functional import tracking as F
 from ..registry import MODELS
-from ..validation import _is_bool, check_int, check_number
 from .base import BaseLoss
 
 __all__ = ['L2Loss', 'MarginL2Loss']
@@ -18,28 +17,16 @@ class _MinedL2Loss(BaseLoss):
                    "with torch's generator on the device (hard mining is identical); a given "
                    "`avg_factor` is used (mmdet's ignores it); reduction 'sum' sums (mmdet's "
                    "raises) (docs/zoo.md).")
+    functional = F.margin_l2_loss
+    params = ('neg_pos_ub', 'pos_margin', 'neg_margin', 'hard_mining')
 
     def __init__(self, neg_pos_ub: int = -1, pos_margin: float = -1.0,
                  neg_margin: float = -1.0, hard_mining: bool = False,
                  reduction: str = 'mean', loss_weight: float = 1.0):
         super().__init__(reduction, loss_weight)
-        self.neg_pos_ub = check_int('neg_pos_ub', neg_pos_ub)
-        self.pos_margin = check_number('pos_margin', pos_margin)
-        self.neg_margin = check_number('neg_margin', neg_margin)
-        if not _is_bool(hard_mining):
-            raise TypeError(f'hard_mining must be a bool, got {type(hard_mining).__name__} '
-                            f'{hard_mining!r}')
+        self.neg_pos_ub, self.pos_margin, self.neg_margin, hard_mining = \
+            F.check_margin_l2_params(neg_pos_ub, pos_margin, neg_margin, hard_mining)
         self.hard_mining = bool(hard_mining)
-
-    def compute(self, pred, target, weight, reduction, avg_factor, **kwargs):
-        return F.margin_l2_loss(pred, target, weight, reduction, avg_factor,
-                                neg_pos_ub=self.neg_pos_ub, pos_margin=self.pos_margin,
-                                neg_margin=self.neg_margin, hard_mining=self.hard_mining)
-
-    def extra_repr(self) -> str:
-        return (f'neg_pos_ub={self.neg_pos_ub}, pos_margin={self.pos_margin}, '
-                f'neg_margin={self.neg_margin}, hard_mining={self.hard_mining}, '
-                + super().extra_repr())
 
 
 @MODELS.register_module()

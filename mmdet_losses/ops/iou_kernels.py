@@ -1,4 +1,5 @@
-"""Fused CPU kernels for the losses of the IoU family on aligned box pairs.
+"""Fused kernels for the losses of the IoU family on aligned box pairs: C++ on the CPU,
+Triton on CUDA.
 
 :func:`fused_iou_loss` (IoU, GIoU, DIoU, CIoU) and :func:`fused_variant_loss` (every other
 variant) run one C++ pass per box pair forward (the per-pair loss) and one backward (the
@@ -11,13 +12,19 @@ package is built (``setup.py``), never at run time. It computes exactly the math
 pure-PyTorch reference in :mod:`mmdet_losses.functional.iou` over :mod:`mmdet_losses.boxes`
 (eps placement and gradients at ties and clamps included) and is tested against it.
 
+On CUDA tensors the same operators run Triton kernels (:mod:`mmdet_losses.ops.gpu.iou`, over
+the dual numbers of :mod:`mmdet_losses.ops.gpu.dual`: every loss written once, its gradient
+by forward-mode derivatives), registered as the operators' CUDA implementations; they use the
+ids of the compiled extension, so they run where it is built and Triton is available
+(:func:`mmdet_losses.ops.gpu.applies`).
+
 The kernels are PyTorch operators (:mod:`mmdet_losses.ops._library`):
 ``torch.ops.mmdet_losses.iou_loss`` and ``iou_variant_loss`` with their autograd formulas,
 and their backward operators ``iou_loss_backward`` and ``iou_variant_loss_backward``; so
 ``torch.compile`` traces them without a graph break. Where no kernel applies (extension not
-built, a tensor not on the CPU, a dtype other than float32/float64, inside a ``torch.func``
-transform) the functions return None and the caller takes the pure-PyTorch path, which is
-also what runs on a GPU.
+built, a tensor neither on the CPU nor on a CUDA device with Triton, a dtype other than
+float32/float64, inside a ``torch.func`` transform) the functions return None and the caller
+takes the pure-PyTorch path.
 """
 from typing import List, Optional, Sequence, Tuple
 
@@ -26,6 +33,8 @@ from torch import Tensor
 
 from ._ext import ext_ids as _ext_ids, load_extension
 from ._library import EMPTY, kernel_allowed, kernel_op, register_gradient
+from .gpu import applies as _gpu_applies
+from .gpu import lazy_kernel
 
 __all__ = ['fused_iou_loss', 'fused_variant_loss', 'FUSED_MODES', 'FUSED_VARIANTS',
            'FUSED_BASES', 'kernels_available']
@@ -51,11 +60,19 @@ def kernels_available() -> bool:
     return _EXT is not None
 
 
+def _on_kernel_device(pred: Tensor, target: Tensor) -> bool:
+    """Both on the CPU (the C++ kernels), or both on one CUDA device where the Triton kernels
+    run."""
+    if pred.device.type == 'cpu' and target.device.type == 'cpu':
+        return True
+    return pred.device == target.device and _gpu_applies(pred.device)
+
+
 def _kernel_applies(pred, target) -> bool:
-    """Built, (N, 4) tensors of one dtype, float32 or float64, on the CPU, no ``torch.func``
-    transform active."""
+    """Built, (N, 4) tensors of one dtype, float32 or float64, on the CPU or on a CUDA device
+    with Triton, no ``torch.func`` transform active."""
     return (_EXT is not None and isinstance(pred, Tensor) and isinstance(target, Tensor)
-            and pred.device.type == 'cpu' and target.device.type == 'cpu'
+            and _on_kernel_device(pred, target)
             and pred.dtype in _DTYPES and target.dtype == pred.dtype
             and pred.dim() == 2 and pred.shape[-1] == 4 and target.shape == pred.shape
             and kernel_allowed())
@@ -115,8 +132,10 @@ def _boxes_backward_fake(grad, pred, target, *params_and_target_grad):
 
 
 #: Per-pair loss (N,) of (N, 4) xyxy boxes; its backward recomputes from the boxes.
-iou_loss_op = kernel_op('iou_loss', _iou_forward, _iou_forward_fake)
-iou_loss_backward_op = kernel_op('iou_loss_backward', _iou_backward, _boxes_backward_fake)
+iou_loss_op = kernel_op('iou_loss', _iou_forward, _iou_forward_fake,
+                        gpu=lazy_kernel('iou', 'iou_forward'))
+iou_loss_backward_op = kernel_op('iou_loss_backward', _iou_backward, _boxes_backward_fake,
+                                 gpu=lazy_kernel('iou', 'iou_backward'))
 
 
 def _boxes_gradient(backward_op):
@@ -153,9 +172,11 @@ def _no_gradient_of_l_iou(ctx, inputs, output):
 
 #: Per-pair loss (N,) of a variant, and Wise-IoU's 1 - IoU (N,) without gradient (the
 #: other variants: an empty tensor).
-iou_variant_loss_op = kernel_op('iou_variant_loss', _variant_forward, _variant_forward_fake)
+iou_variant_loss_op = kernel_op('iou_variant_loss', _variant_forward, _variant_forward_fake,
+                                gpu=lazy_kernel('iou', 'variant_forward'))
 iou_variant_loss_backward_op = kernel_op('iou_variant_loss_backward', _variant_backward,
-                                         _boxes_backward_fake)
+                                         _boxes_backward_fake,
+                                         gpu=lazy_kernel('iou', 'variant_backward'))
 register_gradient(iou_variant_loss_op, 2, _boxes_gradient(iou_variant_loss_backward_op),
                   _plain_variant, setup=_no_gradient_of_l_iou)
 
@@ -172,7 +193,7 @@ def fused_iou_loss(pred: Tensor, target: Tensor, mode: str, eps: float,
     are ``1 - max(IoU, eps)^2`` and ``-log max(IoU, eps)`` (IoULoss's other modes).
 
     Args:
-        pred: (N, 4) predicted boxes, float32 or float64, on the CPU.
+        pred: (N, 4) predicted boxes, float32 or float64, on the CPU or a CUDA device.
         target: (N, 4) target boxes of pred's dtype and device; it gets a gradient when it
             requires one.
         mode: 'iou', 'giou', 'diou', 'ciou', 'iou_square' or 'iou_log'.
@@ -182,8 +203,9 @@ def fused_iou_loss(pred: Tensor, target: Tensor, mode: str, eps: float,
     Returns:
         The (N,) loss, differentiable through the kernel's analytic backward (and any number
         of times through the plain path when a graph of the gradient is asked), or None
-        when the extension is not built, a tensor is not on the CPU, the dtypes are not both
-        float32 or both float64, the shapes are not (N, 4), or the mode is unknown.
+        when the extension is not built, a tensor is on no kernel's device (the CPU, a CUDA
+        device with Triton), the dtypes are not both float32 or both float64, the shapes are
+        not (N, 4), or the mode is unknown.
 
     Example:
         >>> from mmdet_losses.ops.iou_kernels import fused_iou_loss, kernels_available
@@ -212,7 +234,7 @@ def fused_variant_loss(pred: Tensor, target: Tensor, variant: str, eps: float,
     'siou', 'eiou'); the other variants ignore it.
 
     Args:
-        pred: (N, 4) predicted boxes, float32 or float64, on the CPU.
+        pred: (N, 4) predicted boxes, float32 or float64, on the CPU or a CUDA device.
         target: (N, 4) target boxes of pred's dtype and device; it gets a gradient when it
             requires one.
         variant: a key of :data:`FUSED_VARIANTS`.
@@ -224,8 +246,9 @@ def fused_variant_loss(pred: Tensor, target: Tensor, variant: str, eps: float,
         The (N,) loss, differentiable through the kernel's backward (and any number of times
         through the plain path when a graph of the gradient is asked); for 'wiou' a pair
         (loss, 1 - IoU) whose second member has no gradient. None when the extension is not
-        built, a tensor is not on the CPU, the dtypes are not both float32 or both float64,
-        the shapes are not (N, 4), or the variant is unknown.
+        built, a tensor is on no kernel's device (the CPU, a CUDA device with Triton), the
+        dtypes are not both float32 or both float64, the shapes are not (N, 4), or the variant
+        is unknown.
 
     Example:
         >>> from mmdet_losses.ops.iou_kernels import fused_variant_loss, kernels_available

@@ -30,7 +30,7 @@ Regression", AAAI 2020.
 import importlib.abc
 import importlib.machinery
 import sys
-from typing import List, Tuple
+from typing import List, Optional, Tuple
 
 import torch
 from torch import Tensor
@@ -83,8 +83,10 @@ def _candidates_by_score(boxes: Tensor, scores: Tensor) -> Tensor:
     return candidates[torch.sort(scores[candidates], descending=True, stable=True).indices]
 
 
-def _greedy_plain(boxes: Tensor, threshold: float, beta: float) -> List[int]:
-    """Kept positions of boxes sorted by descending score: the pure-PyTorch path."""
+def _greedy_plain(boxes: Tensor, threshold: float, beta: float,
+                  groups: Optional[Tensor] = None) -> List[int]:
+    """Kept positions of boxes sorted by descending score: the pure-PyTorch path. With
+    ``groups`` (one per box), a box only suppresses boxes of its own group."""
     alive = torch.ones(boxes.shape[0], dtype=torch.bool)  # on the host: read every step
     keep = []
     for i in range(boxes.shape[0]):
@@ -93,23 +95,27 @@ def _greedy_plain(boxes: Tensor, threshold: float, beta: float) -> List[int]:
         keep.append(i)
         if i + 1 < boxes.shape[0]:
             over = diou_nms_scores(boxes[i], boxes[i + 1:], beta) > threshold
+            if groups is not None:
+                over &= groups[i + 1:] == groups[i]
             alive[i + 1:] &= ~over.cpu()
     return keep
 
 
-def _diou_nms_kernel(boxes: Tensor, scores: Tensor, iou_threshold: float, beta: float,
-                     eps: float) -> Tensor:
+def _diou_nms_kernel(boxes: Tensor, scores: Tensor, groups: Optional[Tensor],
+                     iou_threshold: float, beta: float, eps: float) -> Tensor:
     order = _candidates_by_score(boxes, scores)
-    return order[_EXT.diou_nms_sorted(boxes[order], iou_threshold, beta, eps)]
+    return order[_EXT.diou_nms_sorted(boxes[order], None if groups is None else groups[order],
+                                      iou_threshold, beta, eps)]
 
 
-def _diou_nms_fake(boxes, scores, iou_threshold, beta, eps):
+def _diou_nms_fake(boxes, scores, groups, iou_threshold, beta, eps):
     n = boxes.shape[0]
     kept = torch.library.get_ctx().new_dynamic_size(max=n if isinstance(n, int) else None)
     return boxes.new_empty((kept,), dtype=torch.long)
 
 
-#: Indices (K,) of the boxes (N, 4) (float32/float64) kept by DIoU-NMS, by descending score.
+#: Indices (K,) of the boxes (N, 4) (float32/float64) kept by DIoU-NMS, by descending score;
+#: with groups (N,), within each group (batched NMS).
 diou_nms_op = kernel_op('diou_nms', _diou_nms_kernel, _diou_nms_fake)
 
 
@@ -150,14 +156,23 @@ def diou_nms(boxes: Tensor, scores: Tensor, iou_threshold: float, beta: float = 
         tensor([1])
     """
     threshold, beta = _check_nms_args(boxes, scores, iou_threshold, beta)
+    return _kept(boxes, scores, None, threshold, beta)
+
+
+def _kept(boxes: Tensor, scores: Tensor, groups: Optional[Tensor], threshold: float,
+          beta: float) -> Tensor:
+    """The kept indices of checked arguments (``groups``: batched), by the kernel where it
+    applies, else by the plain path."""
     if boxes.shape[0] == 0:
         return torch.zeros(0, dtype=torch.long, device=boxes.device)
     if boxes.dtype not in (torch.float32, torch.float64):
         boxes = boxes.float()
     if _EXT is not None and boxes.device.type == 'cpu' and kernel_allowed():
-        return diou_nms_op(boxes, scores, threshold, beta, NMS_EPS)
+        return diou_nms_op(boxes, scores, groups, threshold, beta, NMS_EPS)
     order = _candidates_by_score(boxes, scores)
-    kept = torch.tensor(_greedy_plain(boxes[order], threshold, beta), dtype=torch.long)
+    kept = torch.tensor(_greedy_plain(boxes[order], threshold, beta,
+                                      None if groups is None else groups[order]),
+                        dtype=torch.long)
     return order[kept.to(order.device)]
 
 
@@ -186,12 +201,10 @@ def batched_diou_nms(boxes: Tensor, scores: Tensor, idxs: Tensor, iou_threshold:
     if idxs.shape != scores.shape or idxs.is_floating_point() or idxs.is_complex():
         raise ValueError(f'idxs must be an integer tensor of shape {tuple(scores.shape)}, '
                          f'got {idxs.dtype} of shape {tuple(idxs.shape)}')
-    kept_mask = torch.zeros(boxes.shape[0], dtype=torch.bool, device=boxes.device)
-    for group in torch.unique(idxs):
-        members = torch.nonzero(idxs == group).flatten()
-        kept_mask[members[diou_nms(boxes[members], scores[members], threshold, beta)]] = True
-    keep = torch.nonzero(kept_mask).flatten()
-    return keep[torch.sort(scores[keep], descending=True, stable=True).indices]
+    # One pass over all boxes by descending score, suppressing within a group only: the
+    # same decisions as one NMS per group, merged by score (no loop over the groups, which
+    # would read them on the host and break a compiled graph).
+    return _kept(boxes, scores, idxs.long(), threshold, beta)
 
 
 # ------------------------------------------------------------- selectable from mmcv/mmdet

@@ -1,18 +1,23 @@
-"""Fused CPU kernel for the element-wise regression losses (L1, L2, Smooth L1, Balanced L1).
+"""Fused kernels for the element-wise regression losses (L1, L2, Smooth L1, Balanced L1): C++ on
+the CPU, Triton on CUDA.
 
 :func:`fused_regression_loss` computes ``weight_reduce_loss(loss(pred - target), weight,
-reduction, avg_factor)`` with one C++ pass forward and one backward, both spread over the
-intra-op threads with ``at::parallel_for``. For 'mean' and 'sum' the forward produces only the
-weighted sum (in double, per fixed block, added in order: the result does not depend on the
-number of threads) and never the element-wise loss; the division by the element count or by
-``avg_factor + eps`` is :func:`mmdet_losses.reduction.reduce_weighted_sum`. The forward
-saves only its inputs; the backward recomputes the residual and writes the gradient of pred
-(and its negative for target) in one pass. The extension ``mmdet_losses.ops._regression`` is
-compiled when the package is built (``setup.py``), never at run time; the maths is that of
-the pure-PyTorch path in :mod:`mmdet_losses.functional.regression`, which is also the
-reference the kernel is tested against and what runs wherever the kernel does not apply
-(inside a ``torch.func`` transform too). The kernel is the PyTorch operator
-``torch.ops.mmdet_losses.regression_loss`` with its autograd formula and the backward operator
+reduction, avg_factor)`` with one pass forward and one backward. On the CPU the C++ kernel
+spreads both over the intra-op threads with ``at::parallel_for``; on CUDA (where Triton is
+available) the Triton kernels of :mod:`mmdet_losses.ops.gpu.regression` do the same work. For
+'mean' and 'sum' the forward produces only the weighted sum (in double, per fixed block, added
+in order: the result does not depend on the number of threads or on the scheduling of the GPU
+programs) and never the element-wise loss; the division by the element count or by
+``avg_factor + eps`` is :func:`mmdet_losses.reduction.reduce_weighted_sum`. The forward saves
+only its inputs; the backward recomputes the residual and writes the gradient of pred (and its
+negative for target) in one pass. The extension ``mmdet_losses.ops._regression`` is compiled
+when the package is built (``setup.py``), never at run time, and defines the kind ids
+(:data:`FUSED_KINDS`), which the Triton kernels use too: without the built extension no fused
+kernel runs, on any device. The maths is that of the pure-PyTorch path in
+:mod:`mmdet_losses.functional.regression`, which is also the reference both kernels are tested
+against and what runs wherever no kernel applies (inside a ``torch.func`` transform too). The
+kernels are the PyTorch operator ``torch.ops.mmdet_losses.regression_loss`` (CPU and CUDA
+implementations) with its autograd formula and the backward operator
 ``regression_loss_backward`` (:mod:`mmdet_losses.ops._library`), so ``torch.compile`` traces
 it without a graph break.
 """
@@ -23,6 +28,7 @@ from torch import Tensor
 
 from ..reduction import check_avg_factor, reduce_weighted_sum
 from ..validation import check_reduction
+from . import gpu
 from ._ext import ext_ids, load_extension
 from ._library import EMPTY, kernel_allowed, kernel_op, register_gradient
 
@@ -102,16 +108,23 @@ def _regression_gradient(ctx, grad, pred, target, weight, kind, beta, alpha, gam
 
 #: The weighted element-wise loss (``reduce=False``) or its sum (a 0-d tensor); the backward
 #: recomputes from the inputs.
-regression_loss_op = kernel_op('regression_loss', _regression_forward, _regression_forward_fake)
+regression_loss_op = kernel_op('regression_loss', _regression_forward, _regression_forward_fake,
+                               gpu=gpu.lazy_kernel('regression', 'regression_forward'))
 regression_loss_backward_op = kernel_op('regression_loss_backward', _regression_backward,
-                                        _regression_backward_fake)
+                                        _regression_backward_fake,
+                                        gpu=gpu.lazy_kernel('regression', 'regression_backward'))
 register_gradient(regression_loss_op, 3, _regression_gradient, _plain_regression)
 
 
 def _kernel_applies(pred: Tensor, target: Tensor, weight: Optional[Tensor]) -> bool:
     if not (isinstance(pred, Tensor) and isinstance(target, Tensor)) or not kernel_allowed():
         return False
-    if pred.device.type != 'cpu' or target.device.type != 'cpu':
+    device = pred.device
+    # The C++ kernel on the CPU, the Triton kernels on CUDA (and on the CPU in the interpreter
+    # test set-up, through the operator's CPU implementation)
+    if not (_EXT is not None if device.type == 'cpu' else gpu.applies(device)):
+        return False
+    if target.device != device:
         return False
     if pred.dtype not in _DTYPES or target.dtype != pred.dtype or target.shape != pred.shape:
         return False
@@ -119,7 +132,7 @@ def _kernel_applies(pred: Tensor, target: Tensor, weight: Optional[Tensor]) -> b
         return True
     # Only a weight of the loss's own shape; other broadcasts (and their errors), a weight that
     # needs a gradient, or one on another device take the plain path.
-    return (isinstance(weight, Tensor) and weight.device.type == 'cpu'
+    return (isinstance(weight, Tensor) and weight.device == device
             and weight.shape == pred.shape and not weight.requires_grad
             and not weight.is_complex())
 
@@ -139,8 +152,8 @@ def fused_regression_loss(kind: str, pred: Tensor, target: Tensor,
 
     Args:
         kind: 'l1', 'mse', 'smooth_l1' or 'balanced_l1'.
-        pred: float32 or float64 tensor of any shape, on the CPU (half precision is upcast by
-            the caller).
+        pred: float32 or float64 tensor of any shape, on the CPU or (with Triton) on CUDA
+            (half precision is upcast by the caller).
         target: tensor of pred's shape, dtype and device; it gets a gradient when it requires
             one.
         weight: None or a tensor of pred's shape (converted to pred's dtype) that needs no
@@ -151,7 +164,8 @@ def fused_regression_loss(kind: str, pred: Tensor, target: Tensor,
     Returns:
         The reduced loss in pred's dtype, differentiable through the kernel's backward (and
         any number of times through the plain path when a graph of the gradient is asked),
-        or None when the extension is not built, a tensor is not on the CPU, the dtypes are
+        or None when the extension is not built, a tensor is on another device than pred or
+        pred is on neither the CPU nor a CUDA device with Triton, the dtypes are
         not float32/float64 or differ, the shapes differ, the weight has another shape (a
         broadcast), needs a gradient, the kind is unknown, or 'sum' is asked with avg_factor
         (the plain path then raises).
@@ -164,7 +178,7 @@ def fused_regression_loss(kind: str, pred: Tensor, target: Tensor,
         >>> loss if kernels_available() else torch.tensor(2.6250)  # None: not built
         tensor(2.6250)
     """
-    if _EXT is None or kind not in FUSED_KINDS or not _kernel_applies(pred, target, weight):
+    if kind not in FUSED_KINDS or not _kernel_applies(pred, target, weight):
         return None
     check_reduction(reduction)
     if avg_factor is not None:

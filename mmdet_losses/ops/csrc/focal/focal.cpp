@@ -11,7 +11,9 @@
 // the forward reduces on the fly (weighted sum, accumulated in double) or writes the weighted
 // element-wise loss; forward_with_grad also writes the weighted gradient in that pass (for the
 // autograd wrapper to scale by grad_output); backward recomputes it from logits and labels.
-// The maths and loops are in focal_math.h, compiled twice: baseline x86-64 and AVX2+FMA.
+// The maths and loops are in focal_math.h, compiled twice: baseline x86-64 and AVX2+FMA, the
+// latter run where the CPU has both and MMDET_LOSSES_GENERIC is not set (the common check and
+// switch, csrc/common/cpu_features.h).
 #include <torch/extension.h>
 
 #include <ATen/Parallel.h>
@@ -22,6 +24,8 @@
 #include <cstdint>
 #include <functional>
 #include <vector>
+
+#include "../common/cpu_features.h"
 
 namespace {
 
@@ -44,8 +48,7 @@ namespace generic {
 #include "focal_math.h"
 }  // namespace generic
 
-#if defined(__x86_64__) && defined(__GNUC__)
-#define MMDET_LOSSES_FOCAL_AVX2 1
+#ifdef MMDET_LOSSES_AVX2_BUILD
 namespace avx2 {
 #pragma GCC push_options
 #pragma GCC target("avx2,fma")
@@ -54,16 +57,9 @@ namespace avx2 {
 }  // namespace avx2
 #endif
 
-bool use_avx2() {
-#ifdef MMDET_LOSSES_FOCAL_AVX2
-  static const bool supported = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-  return supported;
-#else
-  return false;
-#endif
-}
+bool use_avx2() { return cpu_features::use_avx2(); }
 
-#ifdef MMDET_LOSSES_FOCAL_AVX2
+#ifdef MMDET_LOSSES_AVX2_BUILD
 #define FOCAL_CALL(fn, ...) (use_avx2() ? avx2::fn(__VA_ARGS__) : generic::fn(__VA_ARGS__))
 #else
 #define FOCAL_CALL(fn, ...) generic::fn(__VA_ARGS__)
@@ -210,4 +206,7 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
         py::arg("pred"), py::arg("labels"), py::arg("weight"), py::arg("gamma"),
         py::arg("alpha"));
   m.def("uses_avx2", &use_avx2, "whether the AVX2+FMA build of the loops runs on this CPU");
+  m.def("cpu_build", &cpu_features::build_name,
+        "the build of the loops that runs: 'avx2' or 'generic' (csrc/common/cpu_features.h; "
+        "MMDET_LOSSES_GENERIC=1 forces it)");
 }

@@ -12,48 +12,43 @@
 
 #include <ATen/Dispatch.h>
 
+#include <algorithm>
 #include <cmath>
+#include <cstdint>
+#include <type_traits>
 #include <vector>
 
-namespace {
+// The headers' own includes are the ones above: inside the namespace they are no-ops.
+
+// The box-pair geometry of the fused losses (geometry.h), instantiated on plain scalars.
+namespace diou_nms_geometry {
+#include "box_math.h"
+#include "dual.h"
+#include "geometry.h"
 
 template <typename T>
 inline T diou_score(const T* a, const T* b, T eps, T beta) {
-  const T zero = T(0);
-  const T x1a = a[0], y1a = a[1], x2a = a[2], y2a = a[3];
-  const T x1b = b[0], y1b = b[1], x2b = b[2], y2b = b[3];
-  T iw = (x2a < x2b ? x2a : x2b) - (x1a > x1b ? x1a : x1b);
-  T ih = (y2a < y2b ? y2a : y2b) - (y1a > y1b ? y1a : y1b);
-  iw = iw > zero ? iw : zero;
-  ih = ih > zero ? ih : zero;
-  const T inter = iw * ih;
-  T wa = x2a - x1a, ha = y2a - y1a, wb = x2b - x1b, hb = y2b - y1b;
-  wa = wa > zero ? wa : zero;
-  ha = ha > zero ? ha : zero;
-  wb = wb > zero ? wb : zero;
-  hb = hb > zero ? hb : zero;
-  const T uni = wa * ha + wb * hb - inter;
-  const T iou = inter / (uni >= eps ? uni : eps);
-  T ew = (x2a > x2b ? x2a : x2b) - (x1a < x1b ? x1a : x1b);
-  T eh = (y2a > y2b ? y2a : y2b) - (y1a < y1b ? y1a : y1b);
-  ew = ew > zero ? ew : zero;
-  eh = eh > zero ? eh : zero;
-  const T dx = (x1b + x2b - x1a - x2a) / 2, dy = (y1b + y2b - y1a - y2a) / 2;
-  T ratio = (dx * dx + dy * dy) / (ew * ew + eh * eh + eps);
-  ratio = ratio <= T(1) ? ratio : T(1);
-  const T penalty = beta == T(1) ? ratio : std::pow(ratio, beta);
-  return iou - penalty;
+  const Geometry<T> g(a, b);
+  const T ratio = g.distance_ratio(eps);
+  return g.iou_clamped(eps) - (beta == T(1) ? ratio : std::pow(ratio, beta));
 }
-
-}  // namespace
+}  // namespace diou_nms_geometry
 
 // Positions (into the sorted boxes) of the kept boxes, in order.
-at::Tensor diou_nms_sorted(const at::Tensor& boxes_in, double iou_threshold, double beta,
-                           double eps) {
+// With `groups` (N,) int64, a box only suppresses boxes of its own group (batched NMS).
+at::Tensor diou_nms_sorted(const at::Tensor& boxes_in, const c10::optional<at::Tensor>& groups_in,
+                           double iou_threshold, double beta, double eps) {
   TORCH_CHECK(boxes_in.device().is_cpu(), "diou_nms kernel: boxes must be on the CPU");
   TORCH_CHECK(boxes_in.dim() == 2 && boxes_in.size(1) == 4, "diou_nms kernel: boxes (N, 4)");
   const at::Tensor boxes = boxes_in.contiguous();
   const int64_t n = boxes.size(0);
+  at::Tensor groups;
+  if (groups_in.has_value() && groups_in->defined()) {
+    groups = groups_in->to(at::kLong).contiguous();
+    TORCH_CHECK(groups.device().is_cpu() && groups.dim() == 1 && groups.size(0) == n,
+                "diou_nms kernel: groups (N,) on the CPU");
+  }
+  const int64_t* grp = groups.defined() ? groups.data_ptr<int64_t>() : nullptr;
   std::vector<int64_t> keep;
   AT_DISPATCH_FLOATING_TYPES(boxes.scalar_type(), "diou_nms_sorted", [&] {
     const scalar_t* b = boxes.data_ptr<scalar_t>();
@@ -69,7 +64,8 @@ at::Tensor diou_nms_sorted(const at::Tensor& boxes_in, double iou_threshold, dou
       if (suppressed[i]) continue;
       keep.push_back(i);
       for (int64_t j = i + 1; j < n; ++j) {
-        if (!suppressed[j] && diou_score(b + 4 * i, b + 4 * j, e, bt) > thr) suppressed[j] = 1;
+        if (suppressed[j] || (grp != nullptr && grp[j] != grp[i])) continue;
+        if (diou_nms_geometry::diou_score(b + 4 * i, b + 4 * j, e, bt) > thr) suppressed[j] = 1;
       }
     }
   });

@@ -372,8 +372,8 @@ std::tuple<at::Tensor, at::Tensor> iou_loss_backward(const at::Tensor& grad_in,
 }  // namespace
 
 // diou_nms.cpp
-at::Tensor diou_nms_sorted(const at::Tensor& boxes, double iou_threshold, double beta,
-                           double eps);
+at::Tensor diou_nms_sorted(const at::Tensor& boxes, const c10::optional<at::Tensor>& groups,
+                           double iou_threshold, double beta, double eps);
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.doc() = "Fused IoU-family box losses (CPU): one pass per box pair, analytic backward.";
@@ -404,7 +404,11 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
       "The kernels' ids (ids.h): {'modes': {name: id}, 'variants': {...}, 'bases': {...}}");
   m.def("variants_use_avx2", &iou_variants_use_avx2,
         "whether the AVX2+FMA build of the variant kernels runs on this CPU");
+  m.def("cpu_build", &cpu_features::build_name,
+        "the build of the kernels with a CPU-specific one (the variant kernels) that runs: "
+        "'avx2' or 'generic' (csrc/common/cpu_features.h; MMDET_LOSSES_GENERIC=1 forces it)");
   m.def("diou_nms_sorted", &diou_nms_sorted,
         "Greedy DIoU-NMS of boxes sorted by descending score: kept positions",
-        py::arg("boxes"), py::arg("iou_threshold"), py::arg("beta"), py::arg("eps"));
+        py::arg("boxes"), py::arg("groups"), py::arg("iou_threshold"), py::arg("beta"),
+        py::arg("eps"));
 }

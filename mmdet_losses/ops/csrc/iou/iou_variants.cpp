@@ -28,26 +28,19 @@ namespace iou_variants_generic {
 #include "variant_kernels.h"
 }  // namespace iou_variants_generic
 
-// MMDET_LOSSES_IOU_GENERIC=1 runs the generic build on any CPU (its tests use it).
-bool iou_variants_use_avx2() {
-#ifdef MMDET_LOSSES_IOU_AVX2
-  static const bool supported = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-                                std::getenv("MMDET_LOSSES_IOU_GENERIC") == nullptr;
-  return supported;
-#else
-  return false;
-#endif
-}
+// The common check and switch (csrc/common/cpu_features.h): MMDET_LOSSES_GENERIC=1 (or its
+// alias MMDET_LOSSES_IOU_GENERIC=1) runs the generic build on any CPU (the tests use it).
+bool iou_variants_use_avx2() { return cpu_features::use_avx2(); }
 
 VariantForwardFn iou_variant_forward_kernel() {
-#ifdef MMDET_LOSSES_IOU_AVX2
+#ifdef MMDET_LOSSES_AVX2_BUILD
   if (iou_variants_use_avx2()) return kAvx2VariantForward;
 #endif
   return &iou_variants_generic::variant_forward;
 }
 
 VariantBackwardFn iou_variant_backward_kernel() {
-#ifdef MMDET_LOSSES_IOU_AVX2
+#ifdef MMDET_LOSSES_AVX2_BUILD
   if (iou_variants_use_avx2()) return kAvx2VariantBackward;
 #endif
   return &iou_variants_generic::variant_backward;

@@ -1,6 +1,7 @@
 // The IoU-family variant kernels (variant_kernels.h) built for AVX2 + FMA: a pack of box
-// pairs (32 bytes) is then one register. iou_variants.cpp calls them where the CPU has both.
-#if defined(__x86_64__) && defined(__GNUC__)
+// pairs (32 bytes) is then one register. iou_variants.cpp calls them where the CPU has both,
+// unless MMDET_LOSSES_GENERIC is set (csrc/common/cpu_features.h).
+#if defined(__x86_64__) && defined(__GNUC__)  // as MMDET_LOSSES_AVX2_BUILD (cpu_features.h)
 #include <torch/extension.h>
 
 #include <ATen/Dispatch.h>

@@ -392,6 +392,10 @@ std::tuple<at::Tensor, at::Tensor> regression_loss_backward(
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def(
+      "cpu_build", [] { return "generic"; },
+      "the build that runs: always 'generic' (these loops have no CPU-specific build; see "
+      "csrc/common/cpu_features.h)");
+  m.def(
       "ids", [] { py::dict out; out["kinds"] = id_table::to_dict(kKindNames); return out; },
       "The kernels' ids: {'kinds': {name: id}}");
   m.def("regression_loss_forward", &regression_loss_forward,
