@@ -95,7 +95,7 @@ for name in sys.argv[1:]:
 
 
 #: Modules of @triton.jit helpers only, compiled inside the kernels that call them.
-HELPER_MODULES = {'dual'}
+HELPER_MODULES = {'dual', 'elementwise'}
 
 
 @pytest.mark.parametrize('module', GPU_MODULES)

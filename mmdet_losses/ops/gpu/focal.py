@@ -25,53 +25,25 @@ in Triton's interpreter they are numpy's (``log1p`` by ``log(1 + y)`` with the r
 ``1 + y`` corrected).
 """
 import contextlib
-import os
 from typing import Optional, Tuple
 
 import torch
 import triton
 import triton.language as tl
 from torch import Tensor
-from triton.language.extra import libdevice
+
+from .elementwise import as_dtype_of, exp, log1p, store_loss
 
 __all__ = ['focal_forward', 'focal_backward', 'focal_soft_forward', 'focal_soft_backward',
            'compile_specs']
 
 #: Elements (anchor, class) per program; the reduced forward sums each block in float64.
 BLOCK = 1024
-_ON_GPU = tl.constexpr(os.environ.get('TRITON_INTERPRET') != '1')
 #: Loss modes of the kernels: no loss (the backward), element-wise, summed per block.
 _NO_LOSS, _ELEMENTWISE, _SUM = 0, 1, 2
 #: gamma values computed as products; any other by exp(gamma log s).
 _INTEGER_GAMMAS = (0, 1, 2, 3)
 _GENERAL_GAMMA = -1
-
-
-@triton.jit
-def _exp(x):
-    if _ON_GPU:
-        return libdevice.exp(x)
-    else:
-        return tl.exp(x)
-
-
-@triton.jit
-def _log1p(y):
-    """log(1 + y) for y >= 0: libdevice's on the GPU; in the interpreter ``log(u) y / (u - 1)``
-    with u = 1 + y rounded (the rounding of u corrected), y where u rounds to 1."""
-    if _ON_GPU:
-        return libdevice.log1p(y)
-    else:
-        u = 1.0 + y
-        um1 = u - 1.0
-        safe = tl.where(um1 != 0.0, um1, 1.0)
-        return tl.where(um1 != 0.0, tl.log(u) * (y / safe), y)
-
-
-@triton.jit
-def _as(value, like):
-    """The float64 scalar ``value`` in the dtype of ``like``."""
-    return tl.full((), value, tl.float64).to(like.dtype)
 
 
 @triton.jit
@@ -87,7 +59,7 @@ def _power(base, log_base, gamma, gamma_kind):
     elif gamma_kind == 3:
         power = base * base * base
     else:
-        power = _exp(_as(gamma, base) * log_base)
+        power = exp(as_dtype_of(gamma, base) * log_base)
     return power
 
 
@@ -121,26 +93,21 @@ def _focal_index_kernel(x_ptr, labels_ptr, w_ptr, w_row_stride, w_col_stride, ha
                 other=1.0)
     positive = col.to(tl.int64) == label  # label C (background) matches no column
     z = tl.where(positive, -x, x)
-    scale = tl.where(positive, _as(pos_alpha, x), _as(neg_alpha, x))
+    scale = tl.where(positive, as_dtype_of(pos_alpha, x), as_dtype_of(neg_alpha, x))
     poison = x - x  # NaN for a NaN or infinite logit
     nonneg = z >= 0.0
-    e = _exp(-tl.abs(z))
+    e = exp(-tl.abs(z))
     inv = 1.0 / (1.0 + e)
     s = tl.where(nonneg, inv, e * inv)  # sigmoid(z)
     s_c = tl.where(nonneg, e * inv, inv)  # sigmoid(-z) = 1 - s
-    log_term = _log1p(e)
+    log_term = log1p(e)
     softplus = tl.maximum(z, 0.0) + log_term  # softplus(z) = -log(1 - s)
     log_s = -(tl.maximum(-z, 0.0) + log_term)
     factor = scale * _power(s, log_s, gamma, gamma_kind)
     if LOSS != 0:
-        loss = (factor * softplus + poison) * w
-        if LOSS == 2:
-            total = tl.sum(tl.where(mask, loss.to(tl.float64), 0.0), axis=0)
-            tl.store(loss_ptr + pid, total)
-        else:
-            tl.store(loss_ptr + offs, loss, mask=mask)
+        store_loss((factor * softplus + poison) * w, loss_ptr, pid, offs, mask, LOSS == 2)
     if GRAD:
-        dz = factor * (_as(gamma, x) * s_c * softplus + s) + poison
+        dz = factor * (as_dtype_of(gamma, x) * s_c * softplus + s) + poison
         grad = w * tl.where(positive, -dz, dz)
         if LOSS == 0:
             grad = grad * tl.load(go_ptr + offs * go_stride, mask=mask, other=0.0)
@@ -161,14 +128,14 @@ def _focal_soft_kernel(x_ptr, t_ptr, w_ptr, w_row_stride, w_col_stride, has_weig
                 other=1.0)
     poison = (x - x) + (t - t)  # NaN for a NaN or infinite logit or target
     nonneg = x >= 0.0
-    e = _exp(-tl.abs(x))
+    e = exp(-tl.abs(x))
     inv = 1.0 / (1.0 + e)
     p = tl.where(nonneg, inv, e * inv)  # sigmoid(x)
     p_c = tl.where(nonneg, e * inv, inv)  # sigmoid(-x) = 1 - p
     # torch's binary_cross_entropy_with_logits: (1 - t) x - logsigmoid(x)
-    ce = (1.0 - t) * x - (tl.minimum(x, 0.0) - _log1p(e))
+    ce = (1.0 - t) * x - (tl.minimum(x, 0.0) - log1p(e))
     q = p * (1.0 - t) + p_c * t  # 1 - p_t
-    alpha_x = _as(alpha, x)
+    alpha_x = as_dtype_of(alpha, x)
     alpha_t = tl.where(has_alpha, alpha_x * t + (1.0 - alpha_x) * (1.0 - t), 1.0)
     positive_q = q > 0.0
     safe_q = tl.where(positive_q, q, 1.0)
@@ -177,16 +144,11 @@ def _focal_soft_kernel(x_ptr, t_ptr, w_ptr, w_row_stride, w_col_stride, has_weig
                        _power(q, tl.log(safe_q), gamma, gamma_kind), 0.0)
     factor = alpha_t * q_gamma
     if LOSS != 0:
-        loss = (factor * ce + poison) * w
-        if LOSS == 2:
-            total = tl.sum(tl.where(mask, loss.to(tl.float64), 0.0), axis=0)
-            tl.store(loss_ptr + pid, total)
-        else:
-            tl.store(loss_ptr + offs, loss, mask=mask)
+        store_loss((factor * ce + poison) * w, loss_ptr, pid, offs, mask, LOSS == 2)
     if GRAD:
         r = tl.where(positive_q, p * p_c / safe_q, 1.0)
         p_minus_t = p * (1.0 - t) - p_c * t
-        inner = _as(gamma, x) * r * (1.0 - 2.0 * t) * ce + p_minus_t
+        inner = as_dtype_of(gamma, x) * r * (1.0 - 2.0 * t) * ce + p_minus_t
         grad = (factor * inner + poison) * w
         if LOSS == 0:
             grad = grad * tl.load(go_ptr + offs * go_stride, mask=mask, other=0.0)

@@ -18,43 +18,20 @@ extension's table (``FUSED_KINDS``): no id is written here.
 """
 import contextlib
 import math
-import os
 from typing import Optional, Tuple
 
 import torch
 import triton
 import triton.language as tl
 from torch import Tensor
-from triton.language.extra import libdevice
 
 from ..regression_kernel import FUSED_KINDS
+from .elementwise import as_dtype_of, log1p, store_loss
 
 __all__ = ['regression_forward', 'regression_backward', 'compile_specs']
 
 #: Elements per program; the reduced forward sums each block in float64.
 BLOCK = 1024
-_ON_GPU = tl.constexpr(os.environ.get('TRITON_INTERPRET') != '1')
-
-
-@triton.jit
-def _log1p(y):
-    """log(1 + y) for y >= 0, small y included: libdevice's on the GPU; in the interpreter
-    ``log(u) y / (u - 1)`` with u = 1 + y rounded (the rounding of u corrected), y where u
-    rounds to 1."""
-    if _ON_GPU:
-        return libdevice.log1p(y)
-    else:
-        u = 1.0 + y
-        um1 = u - 1.0
-        safe = tl.where(um1 != 0.0, um1, 1.0)
-        return tl.where(um1 != 0.0, tl.log(u) * (y / safe), y)
-
-
-@triton.jit
-def _as(value, like):
-    """The float64 scalar ``value`` in the dtype of ``like`` (exactly as the host's double
-    would be cast: a float argument is float32 otherwise)."""
-    return tl.full((), value, tl.float64).to(like.dtype)
 
 
 @triton.jit
@@ -66,16 +43,16 @@ def _element_loss(d, LOSS: tl.constexpr, beta, half_beta, alpha, gamma, b, alpha
         loss = tl.abs(d)
     elif LOSS == 'smooth_l1':
         x = tl.abs(d)
-        beta_t = _as(beta, d)
-        loss = tl.where(x < beta_t, 0.5 * (x * x) / beta_t, x - _as(half_beta, d))
+        beta_t = as_dtype_of(beta, d)
+        loss = tl.where(x < beta_t, 0.5 * (x * x) / beta_t, x - as_dtype_of(half_beta, d))
     else:  # balanced_l1; the inlier formula at x clamped to beta, as the plain path
         x = tl.abs(d)
-        beta_t = _as(beta, d)
+        beta_t = as_dtype_of(beta, d)
         small = tl.minimum(x, beta_t)
-        bx = _as(b, d) * small
-        inlier = (_as(alpha_over_b, d) * (bx + 1.0) * _log1p(bx / beta_t)
-                  - _as(alpha, d) * small)
-        outlier = _as(gamma, d) * x + _as(gamma_over_b, d) - _as(alpha_beta, d)
+        bx = as_dtype_of(b, d) * small
+        inlier = (as_dtype_of(alpha_over_b, d) * (bx + 1.0) * log1p(bx / beta_t)
+                  - as_dtype_of(alpha, d) * small)
+        outlier = as_dtype_of(gamma, d) * x + as_dtype_of(gamma_over_b, d) - as_dtype_of(alpha_beta, d)
         loss = tl.where(x < beta_t, inlier, outlier)
     return loss
 
@@ -91,17 +68,17 @@ def _element_grad(d, LOSS: tl.constexpr, beta, alpha, gamma, b, alpha_over_b, b_
         grad = sign
     elif LOSS == 'smooth_l1':
         x = tl.abs(d)
-        beta_t = _as(beta, d)
+        beta_t = as_dtype_of(beta, d)
         grad = tl.where(x < beta_t, sign * (x / beta_t), sign)
     else:
         x = tl.abs(d)
-        beta_t = _as(beta, d)
-        alpha_t = _as(alpha, d)
-        bx = _as(b, d) * tl.minimum(x, beta_t)
-        inlier = (alpha_t * _log1p(bx / beta_t)
-                  + _as(alpha_over_b, d) * (bx + 1.0) * _as(b_over_beta, d) / (1.0 + bx / beta_t)
+        beta_t = as_dtype_of(beta, d)
+        alpha_t = as_dtype_of(alpha, d)
+        bx = as_dtype_of(b, d) * tl.minimum(x, beta_t)
+        inlier = (alpha_t * log1p(bx / beta_t)
+                  + as_dtype_of(alpha_over_b, d) * (bx + 1.0) * as_dtype_of(b_over_beta, d) / (1.0 + bx / beta_t)
                   - alpha_t)
-        grad = sign * tl.where(x < beta_t, inlier, _as(gamma, d))
+        grad = sign * tl.where(x < beta_t, inlier, as_dtype_of(gamma, d))
     return grad + poison
 
 
@@ -123,12 +100,7 @@ def _regression_forward_kernel(p_ptr, t_ptr, w_ptr, out_ptr, n, has_weight,
     # + (d - d): NaN for a NaN or infinite residual, as the plain path's with_nonfinite
     loss = _element_loss(d, LOSS, beta, half_beta, alpha, gamma, b, alpha_over_b, gamma_over_b,
                          alpha_beta) + (d - d)
-    loss = loss * w
-    if REDUCE:
-        total = tl.sum(tl.where(mask, loss.to(tl.float64), 0.0), axis=0)
-        tl.store(out_ptr + pid, total)
-    else:
-        tl.store(out_ptr + offs, loss, mask=mask)
+    store_loss(loss * w, out_ptr, pid, offs, mask, REDUCE)
 
 
 @triton.jit
