@@ -190,7 +190,8 @@ KERNEL_LOSSES = {'L1Loss', 'MSELoss', 'RMSELoss', 'SmoothL1Loss', 'BalancedL1Los
                  'IoULoss', 'GIoULoss', 'DIoULoss', 'CIoULoss', 'EIoULoss', 'SIoULoss',
                  'WIoULoss', 'AlphaIoULoss', 'MPDIoULoss', 'InnerIoULoss', 'FocalerIoULoss',
                  'ShapeIoULoss', 'NWDLoss'}
-NOT_FUSED = {('FocalLoss', 'dense'), ('FocalLoss', 'soft'), ('SIoULoss', 'mmdet_sign')}  # the kernel takes class indices
+# (on the CPU the focal kernel takes class indices only)
+NOT_FUSED = {('FocalLoss', 'dense'), ('FocalLoss', 'soft'), ('SIoULoss', 'mmdet_sign')}
 
 REGISTERED = sorted(MODELS.module_dict)
 PARAMS = [pytest.param(name, i, id=f'{name}-{case[2]}')

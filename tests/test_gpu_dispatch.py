@@ -20,7 +20,8 @@ from _helpers import graph_node_names, kernel_node
 
 pytest.importorskip('triton')
 ROOT = Path(__file__).resolve().parents[1]
-GPU_MODULES = sorted(m.name for m in pkgutil.iter_modules(gpu.__path__) if not m.name.startswith('_'))
+GPU_MODULES = sorted(m.name for m in pkgutil.iter_modules(gpu.__path__)
+                     if not m.name.startswith('_'))
 #: The operators with a Triton implementation: every loss operator and its backward.
 GPU_OPERATORS = {
     'iou_loss': iou_kernels.iou_loss_op, 'iou_loss_backward': iou_kernels.iou_loss_backward_op,

@@ -99,7 +99,8 @@ def kernel_op(name: str, kernel: Callable, fake: Callable,
     return KernelOp(op, cpu, gpu)
 
 
-def register_gradient(kernel: KernelOp, n_tensors: int, backward: Callable, plain: Callable[..., Tensor],
+def register_gradient(kernel: KernelOp, n_tensors: int, backward: Callable,
+                      plain: Callable[..., Tensor],
                       setup: Optional[Callable] = None) -> None:
     """Register the autograd formula of the loss operator ``kernel``, whose first ``n_tensors``
     inputs are tensors (or None) and the rest parameters.

@@ -52,7 +52,8 @@ def _element_loss(d, LOSS: tl.constexpr, beta, half_beta, alpha, gamma, b, alpha
         bx = as_dtype_of(b, d) * small
         inlier = (as_dtype_of(alpha_over_b, d) * (bx + 1.0) * log1p(bx / beta_t)
                   - as_dtype_of(alpha, d) * small)
-        outlier = as_dtype_of(gamma, d) * x + as_dtype_of(gamma_over_b, d) - as_dtype_of(alpha_beta, d)
+        outlier = (as_dtype_of(gamma, d) * x + as_dtype_of(gamma_over_b, d)
+                   - as_dtype_of(alpha_beta, d))
         loss = tl.where(x < beta_t, inlier, outlier)
     return loss
 
@@ -76,7 +77,8 @@ def _element_grad(d, LOSS: tl.constexpr, beta, alpha, gamma, b, alpha_over_b, b_
         alpha_t = as_dtype_of(alpha, d)
         bx = as_dtype_of(b, d) * tl.minimum(x, beta_t)
         inlier = (alpha_t * log1p(bx / beta_t)
-                  + as_dtype_of(alpha_over_b, d) * (bx + 1.0) * as_dtype_of(b_over_beta, d) / (1.0 + bx / beta_t)
+                  + as_dtype_of(alpha_over_b, d) * (bx + 1.0) * as_dtype_of(b_over_beta, d)
+                  / (1.0 + bx / beta_t)
                   - alpha_t)
         grad = sign * tl.where(x < beta_t, inlier, as_dtype_of(gamma, d))
     return grad + poison
