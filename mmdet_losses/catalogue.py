@@ -12,6 +12,7 @@ Run it as ``python -m mmdet_losses list`` and ``python -m mmdet_losses show CIoU
 """
 import argparse
 import difflib
+import importlib
 import inspect
 import re
 import sys
@@ -316,7 +317,10 @@ def format_info() -> str:
            f'compiled kernels ({", ".join(KERNEL_DTYPES)} on {", ".join(KERNEL_DEVICES)}; '
            'elsewhere the pure-PyTorch path):']
     for name, state in kernel_status().items():
-        out.append(f'  {name:<11} {state:<10} {KERNEL_LOSSES.get(name, "")}')
+        if state == 'loaded':  # which CPU build runs: 'avx2', or 'generic' (portable code,
+            # what MMDET_LOSSES_GENERIC=1 forces)
+            state += f' ({importlib.import_module(f"mmdet_losses.ops._{name}").cpu_build()})'
+        out.append(f'  {name:<11} {state:<16} {KERNEL_LOSSES.get(name, "")}')
     from mmdet_losses.ops.gpu import status as gpu_status
     out.append(f'GPU kernels (Triton, the same operators on CUDA; they use the ids of the '
                f'compiled kernels above): {gpu_status()}')

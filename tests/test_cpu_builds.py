@@ -69,6 +69,19 @@ def test_switch_forces_the_generic_build_of_every_kernel(switch):
     assert builds['iou.variants_use_avx2'] is False and builds['focal.uses_avx2'] is False
 
 
+def test_info_reports_the_build_that_runs():
+    """``python -m mmdet_losses info`` names each loaded kernel's build, as cpu_build()."""
+    default = _run(REPORT)
+    for switches, builds in (({}, default), ({'MMDET_LOSSES_GENERIC': '1'},
+                                             {name: 'generic' for name in ALL})):
+        result = subprocess.run([sys.executable, '-m', 'mmdet_losses', 'info'],
+                                env=_environment(**switches), cwd=ROOT, capture_output=True,
+                                text=True, timeout=120)
+        assert result.returncode == 0, result.stderr[-3000:]
+        for name in ALL:
+            assert f'{name:<11} loaded ({builds[name]})' in result.stdout, result.stdout
+
+
 @pytest.mark.parametrize('value', [None, '0', ''], ids=['unset', 'zero', 'empty'])
 def test_default_build_follows_the_cpu(value):
     """Unset, "0" or empty: the switch is off, and the CPU decides."""
