@@ -38,7 +38,7 @@ from ..reduction import reduce_weighted_sum, weight_reduce_loss
 from ..validation import check_reduction
 from . import gpu
 from ._ext import load_extension
-from ._library import EMPTY, kernel_allowed, kernel_op, register_gradient
+from ._library import EMPTY, KernelOp, kernel_allowed, kernel_op, register_gradient
 
 __all__ = []
 
@@ -56,7 +56,7 @@ def supports(pred: Tensor, weight: Optional[Tensor]) -> bool:
     (N, 1) or per element (N, C), without gradient; no ``torch.func`` transform active."""
     if pred.dim() != 2 or not kernel_allowed():
         return False
-    if not (_ext is not None if pred.device.type == 'cpu' else gpu.applies(pred.device)):
+    if not gpu.kernel_runs_on(pred.device, _ext is not None):
         return False
     if pred.dtype not in (torch.float32, torch.float64):
         return False
@@ -197,20 +197,26 @@ def sigmoid_focal_loss_index(pred: Tensor, labels: Tensor, weight: Optional[Tens
     The kernel returns the weighted sum itself (reducing on the fly is what saves the (N, C)
     buffer), so only the final division happens here, by :func:`reduce_weighted_sum`.
     """
+    return _reduced(sigmoid_focal_loss_index_op, pred, labels.long(), weight, reduction,
+                    avg_factor, gamma, alpha)
+
+
+def _reduced(op: KernelOp, pred: Tensor, target: Tensor, weight: Optional[Tensor],
+             reduction: str, avg_factor, gamma: float, alpha: float) -> Tensor:
+    """A focal operator's loss, weighted and reduced with :func:`weight_reduce_loss`'s
+    semantics: the operator sums it for 'mean' and 'sum' (never writing the (N, C) loss), and
+    writes the logits' gradient in its forward pass when they will need one."""
     check_reduction(reduction)
     pred = pred.contiguous()
-    labels = labels.long().contiguous()
     if weight is not None:
         weight = weight.to(pred.dtype).contiguous()
-    # The gradient comes out of the forward pass when the logits will need it.
     with_grad = pred.requires_grad and torch.is_grad_enabled()
     gamma, alpha = float(gamma), float(alpha)
-    if reduction == 'none':
-        loss, _ = sigmoid_focal_loss_index_op(pred, labels, weight, gamma, alpha, False,
-                                              with_grad)
+    reduce_sum = reduction != 'none'
+    loss, _ = op(pred, target.contiguous(), weight, gamma, alpha, reduce_sum, with_grad)
+    if not reduce_sum:
         return weight_reduce_loss(loss, None, 'none', avg_factor)
-    total, _ = sigmoid_focal_loss_index_op(pred, labels, weight, gamma, alpha, True, with_grad)
-    return reduce_weighted_sum(total, pred.numel(), reduction, avg_factor)
+    return reduce_weighted_sum(loss, pred.numel(), reduction, avg_factor)
 
 
 def supports_soft(pred: Tensor, target: Tensor, weight: Optional[Tensor]) -> bool:
@@ -237,16 +243,5 @@ def sigmoid_focal_loss_soft(pred: Tensor, target: Tensor, weight: Optional[Tenso
     """The sigmoid focal loss of logits and targets of their shape (one-hot, soft) by the
     kernel, weighted and reduced with :func:`weight_reduce_loss`'s semantics (as
     :func:`sigmoid_focal_loss_index`)."""
-    check_reduction(reduction)
-    pred = pred.contiguous()
-    target = target.detach().to(pred.dtype).contiguous()
-    if weight is not None:
-        weight = weight.to(pred.dtype).contiguous()
-    with_grad = pred.requires_grad and torch.is_grad_enabled()
-    gamma, alpha = float(gamma), float(alpha)
-    if reduction == 'none':
-        loss, _ = sigmoid_focal_loss_soft_op(pred, target, weight, gamma, alpha, False,
-                                             with_grad)
-        return weight_reduce_loss(loss, None, 'none', avg_factor)
-    total, _ = sigmoid_focal_loss_soft_op(pred, target, weight, gamma, alpha, True, with_grad)
-    return reduce_weighted_sum(total, pred.numel(), reduction, avg_factor)
+    return _reduced(sigmoid_focal_loss_soft_op, pred, target.detach().to(pred.dtype), weight,
+                    reduction, avg_factor, gamma, alpha)

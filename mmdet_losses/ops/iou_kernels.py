@@ -33,8 +33,7 @@ from torch import Tensor
 
 from ._ext import ext_ids as _ext_ids, load_extension
 from ._library import EMPTY, kernel_allowed, kernel_op, register_gradient
-from .gpu import applies as _gpu_applies
-from .gpu import lazy_kernel
+from .gpu import kernel_runs_on, lazy_kernel
 
 __all__ = ['fused_iou_loss', 'fused_variant_loss', 'FUSED_MODES', 'FUSED_VARIANTS',
            'FUSED_BASES', 'kernels_available']
@@ -60,19 +59,11 @@ def kernels_available() -> bool:
     return _EXT is not None
 
 
-def _on_kernel_device(pred: Tensor, target: Tensor) -> bool:
-    """Both on the CPU (the C++ kernels), or both on one CUDA device where the Triton kernels
-    run."""
-    if pred.device.type == 'cpu' and target.device.type == 'cpu':
-        return True
-    return pred.device == target.device and _gpu_applies(pred.device)
-
-
 def _kernel_applies(pred, target) -> bool:
     """Built, (N, 4) tensors of one dtype, float32 or float64, on the CPU or on a CUDA device
     with Triton, no ``torch.func`` transform active."""
-    return (_EXT is not None and isinstance(pred, Tensor) and isinstance(target, Tensor)
-            and _on_kernel_device(pred, target)
+    return (isinstance(pred, Tensor) and isinstance(target, Tensor)
+            and pred.device == target.device and kernel_runs_on(pred.device, _EXT is not None)
             and pred.dtype in _DTYPES and target.dtype == pred.dtype
             and pred.dim() == 2 and pred.shape[-1] == 4 and target.shape == pred.shape
             and kernel_allowed())

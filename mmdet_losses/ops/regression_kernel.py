@@ -120,11 +120,7 @@ def _kernel_applies(pred: Tensor, target: Tensor, weight: Optional[Tensor]) -> b
     if not (isinstance(pred, Tensor) and isinstance(target, Tensor)) or not kernel_allowed():
         return False
     device = pred.device
-    # The C++ kernel on the CPU, the Triton kernels on CUDA (and on the CPU in the interpreter
-    # test set-up, through the operator's CPU implementation)
-    if not (_EXT is not None if device.type == 'cpu' else gpu.applies(device)):
-        return False
-    if target.device != device:
+    if target.device != device or not gpu.kernel_runs_on(device, _EXT is not None):
         return False
     if pred.dtype not in _DTYPES or target.dtype != pred.dtype or target.shape != pred.shape:
         return False

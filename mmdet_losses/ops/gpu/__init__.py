@@ -17,7 +17,7 @@ import importlib.util
 import os
 from typing import Callable
 
-__all__ = ['AVAILABLE', 'TRITON_ON_CPU', 'applies', 'lazy_kernel']
+__all__ = ['AVAILABLE', 'TRITON_ON_CPU', 'applies', 'kernel_runs_on', 'lazy_kernel']
 
 _DISABLED = os.environ.get('MMDET_LOSSES_NO_EXT') == '1'
 #: Whether the Triton kernels can run: Triton is importable and the kernels are not disabled.
@@ -31,6 +31,14 @@ def applies(device) -> bool:
     """Whether a tensor on ``device`` is computed by the Triton kernels: a CUDA device with
     Triton available, or the CPU in the interpreter test set-up."""
     return (device.type == 'cuda' and AVAILABLE) or (device.type == 'cpu' and TRITON_ON_CPU)
+
+
+def kernel_runs_on(device, cpu_kernel_built: bool) -> bool:
+    """Whether a fused kernel computes tensors on ``device``: on the CPU the C++ kernel, where
+    it is built (``cpu_kernel_built``; its operator's CPU implementation, which the Triton
+    kernel replaces in the interpreter test set-up); elsewhere the Triton kernels
+    (:func:`applies`)."""
+    return cpu_kernel_built if device.type == 'cpu' else applies(device)
 
 
 def lazy_kernel(module: str, name: str) -> Callable:
