@@ -81,6 +81,16 @@ def _check_image_ids(image_ids: Optional[Tensor], n: int) -> None:
                          f'got {tuple(image_ids.shape)}')
 
 
+def _check_corner_pair(pred: Tensor, target: Tensor, dim: int, what: str) -> None:
+    """Floating top-left (``pred``) and bottom-right (``target``) embeddings of ``dim``
+    dimensions and one shape; ``what`` names pred's expected form in the error."""
+    check_tensor('pred', pred, floating=True)
+    check_tensor('target', target, floating=True)
+    if pred.dim() != dim:
+        raise ValueError(f'pred must be {what}, got shape {tuple(pred.shape)}')
+    check_same_shape('pred', pred, 'target', target)
+
+
 def associative_embedding_terms(top_left: Tensor, bottom_right: Tensor,
                                 image_ids: Optional[Tensor] = None,
                                 margin: float = 1.0) -> Tuple[Tensor, Tensor]:
@@ -160,12 +170,7 @@ def associative_embedding_loss(pred: Tensor, target: Tensor, weight: Optional[Te
         tensor(0.0517)
     """
     check_loss_tensors(pred=pred, target=target, weight=weight, image_ids=image_ids)
-    check_tensor('pred', pred, floating=True)
-    check_tensor('target', target, floating=True)
-    if pred.dim() != 1:
-        raise ValueError(f'pred must be (N,) embeddings (one per object), got shape '
-                         f'{tuple(pred.shape)}')
-    check_same_shape('pred', pred, 'target', target)
+    _check_corner_pair(pred, target, 1, '(N,) embeddings (one per object)')
     _check_image_ids(image_ids, pred.shape[0])
     pull_weight, push_weight = check_associative_embedding_weights(pull_weight, push_weight)
     margin = check_number('margin', margin, low=0.0, low_open=True)
@@ -234,12 +239,8 @@ def corner_embeddings(top_left_map: Tensor, bottom_right_map: Tensor,
         (tensor([5.]), tensor([1.]), tensor([1]))
     """
     check_loss_tensors(pred=top_left_map, target=bottom_right_map)
-    check_tensor('pred', top_left_map, floating=True)
-    check_tensor('target', bottom_right_map, floating=True)
-    if top_left_map.dim() != 4:
-        raise ValueError(f'pred must be (B, C, H, W) top-left corner embedding maps, got '
-                         f'shape {tuple(top_left_map.shape)}')
-    check_same_shape('pred', top_left_map, 'target', bottom_right_map)
+    _check_corner_pair(top_left_map, bottom_right_map, 4,
+                       '(B, C, H, W) top-left corner embedding maps')
     if not isinstance(match, (list, tuple)):
         raise TypeError(f'match must be a list (one entry per image) of lists of '
                         f'[[tl_y, tl_x], [br_y, br_x]], got {type(match).__name__}')
